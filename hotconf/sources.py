@@ -84,11 +84,7 @@ def parse_document(name: str, raw: bytes) -> Document | Finding:
                 "a configuration file this large is a mistake; check what wrote it",
             )
         text = _decode(name, raw)
-        if name.endswith(".json"):
-            document = _parse_json(name, text)
-        else:
-            document = _parse_yaml(name, text)
-        return document
+        return _parse_json(name, text) if name.endswith(".json") else _parse_yaml(name, text)
     except _Unusable as unusable:
         return unusable.finding
 
@@ -317,14 +313,16 @@ def _decode_json_with_offsets(text: str) -> Any:
     def parse_array(state: tuple[str, int], _scan: Any) -> tuple[Any, int]:
         frames.append([])
         try:
-            return json.decoder.JSONArray(state, tracked_scan)  # type: ignore[attr-defined]
+            array: tuple[Any, int] = json.decoder.JSONArray(  # type: ignore[attr-defined]
+                state, tracked_scan)
+            return array
         finally:
             frames.pop()
 
-    decoder.parse_object = parse_object  # type: ignore[assignment]
-    decoder.parse_array = parse_array  # type: ignore[assignment]
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
+    decoder.parse_array = parse_array  # type: ignore[attr-defined]
     scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
-    decoder.scan_once = scan_once
+    decoder.scan_once = scan_once  # type: ignore[attr-defined]
     frames.append([])
     return decoder.decode(text)
 
