@@ -121,7 +121,7 @@ class _NodeReader:
         return InventoryError(message, path=self.path, line=line)
 
     def read_root(self, root: yaml.Node | None) -> None:
-        entries = self._mapping(root, "the top level") if root is not None else []
+        entries = self._mapping(root, "the top level") if _is_mapping(root) else []
         if root is None or ALL not in [name for name, _, _ in entries]:
             raise self.error(
                 root,
@@ -300,6 +300,10 @@ def _unknown_key(key: str, where: str) -> str:
         f"unknown key {key!r} in {where}; {hint}"
         "a group holds only hosts:, vars: and children: (host variables go under the host)"
     )
+
+
+def _is_mapping(node: yaml.Node | None) -> bool:
+    return isinstance(node, yaml.MappingNode)
 
 
 def _is_null(node: yaml.Node) -> bool:
