@@ -9,27 +9,29 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from hotconf.sources import Document, KeyPath
 
 LayerKind = Literal["default", "file", "env"]
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a value came from: the schema default, a file and line, or a variable."""
+class Origin(NamedTuple):
+    """Where a value came from: the schema default, a file and line, or a variable.
+
+    A tuple rather than a dataclass: a large file creates one per key.
+    """
 
     kind: LayerKind
     name: str
     line: int | None = None
-    key_path: str | None = None
+    key_path: KeyPath = ()
 
     def __str__(self) -> str:
         if self.kind == "file":
             if self.line is not None:
                 return f"{self.name}:{self.line}"
-            return f"{self.name}:{self.key_path}" if self.key_path else self.name
+            return f"{self.name}:{'.'.join(self.key_path)}" if self.key_path else self.name
         return self.name
 
 
@@ -37,7 +39,7 @@ DEFAULT_ORIGIN = Origin("default", "default")
 
 
 def file_origin(document: Document, path: KeyPath) -> Origin:
-    return Origin("file", document.name, document.lines.get(path), ".".join(path))
+    return Origin("file", document.name, document.lines.get(path), path)
 
 
 @dataclass(slots=True)

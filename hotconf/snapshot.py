@@ -18,7 +18,7 @@ from hotconf.findings import Finding, Report
 from hotconf.layers import Layered, Origin
 from hotconf.schema import defaults_tree
 from hotconf.secrets import mask_tree, mask_value
-from hotconf.sources import Document, parse_document, read_document
+from hotconf.sources import Document, missing_file_finding, parse_document, read_source
 from hotconf.validation import (
     check_conflicts,
     check_required_sections,
@@ -114,26 +114,26 @@ def evaluate(files: Mapping[str, bytes], config_dir: Path,
     for name in MANAGED_FILES:
         if name in files:
             parsed[name] = parse_document(name, files[name])
-        else:
-            parsed[name] = read_document(config_dir / name, required=name == BASE_FILE) \
-                if name == BASE_FILE else None
+        elif name == BASE_FILE:
+            parsed[name] = missing_file_finding(config_dir / name)
     return _evaluate_parsed(parsed, dict(files), config_dir, environ, prefix)
 
 
 def load_snapshot(config_dir: Path, environ: Mapping[str, str] | None = None, *,
                   prefix: str = DEFAULT_PREFIX) -> Snapshot:
-    """Read the managed files of ``config_dir`` and evaluate them."""
+    """Read the managed files of ``config_dir`` and evaluate them.
+
+    Each file is read once, so the version always describes the bytes validated.
+    """
     parsed: dict[str, Document | Finding | None] = {}
     files: dict[str, bytes] = {}
     for name in MANAGED_FILES:
-        path = config_dir / name
-        result = read_document(path, required=name == BASE_FILE)
-        parsed[name] = result
-        if result is not None:
-            try:
-                files[name] = path.read_bytes()
-            except OSError:
-                continue
+        raw = read_source(config_dir / name, required=name == BASE_FILE)
+        if isinstance(raw, bytes):
+            files[name] = raw
+            parsed[name] = parse_document(name, raw)
+        else:
+            parsed[name] = raw
     return _evaluate_parsed(parsed, files, config_dir, environ, prefix)
 
 

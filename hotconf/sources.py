@@ -59,19 +59,34 @@ class _Unusable(Exception):
         self.finding = finding
 
 
+def read_source(path: Path, *, required: bool) -> bytes | Finding | None:
+    """The bytes of ``path``; ``None`` for an optional file that does not exist; or
+    one CRITICAL finding when the file cannot be read."""
+    try:
+        return _read_bounded(path, required=required)
+    except _Unusable as unusable:
+        return unusable.finding
+
+
+def missing_file_finding(path: Path) -> Finding:
+    """The CRITICAL finding for a required file that does not exist."""
+    return _critical(
+        path.name, "structure",
+        f"{path} does not exist: create it, or point --config-dir at the directory "
+        "that holds it",
+    ).finding
+
+
 def read_document(path: Path, *, required: bool) -> Document | Finding | None:
     """Read and parse ``path`` (YAML, or JSON for ``.json``).
 
     Returns the document; ``None`` for an optional file that does not exist; or one
     CRITICAL finding when the file cannot be used.
     """
-    try:
-        raw = _read_bounded(path, required=required)
-        if raw is None:
-            return None
-        return parse_document(path.name, raw)
-    except _Unusable as unusable:
-        return unusable.finding
+    raw = read_source(path, required=required)
+    if raw is None or isinstance(raw, Finding):
+        return raw
+    return parse_document(path.name, raw)
 
 
 def parse_document(name: str, raw: bytes) -> Document | Finding:
@@ -107,11 +122,7 @@ def _read_bounded(path: Path, *, required: bool) -> bytes | None:
     except FileNotFoundError:
         if not required:
             return None
-        raise _critical(
-            path.name, "structure",
-            f"{path} does not exist: create it, or point --config-dir at the directory "
-            "that holds it",
-        ) from None
+        raise _Unusable(missing_file_finding(path)) from None
     except IsADirectoryError:
         raise _critical(path.name, "structure", f"{path} is a directory, not a file") from None
     except OSError as exc:
@@ -152,7 +163,8 @@ def _not_a_mapping(name: str, found: Any) -> _Unusable:
 def _parse_yaml(name: str, text: str) -> Document:
     loader = _YamlLoader(text)
     try:
-        root = loader.get_single_node()
+        builder = _YamlBuilder(name, loader)
+        root = builder.build()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -168,77 +180,177 @@ def _parse_yaml(name: str, text: str) -> Document:
     finally:
         loader.dispose()
 
-    document = Document(name, {})
-    if not isinstance(root, yaml.MappingNode):
-        found = None if root is None else _YamlWalker(name, loader, document).value(root, ())
-        raise _not_a_mapping(name, found)
-    document.tree = _YamlWalker(name, loader, document).value(root, ())
-    return document
+    if not isinstance(root, dict):
+        raise _not_a_mapping(name, root)
+    builder.document.tree = root
+    return builder.document
 
 
-class _YamlWalker:
-    """Builds plain values from composed nodes, noting lines, duplicates and size."""
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
-    def __init__(self, name: str, loader: yaml.SafeLoader, document: Document) -> None:
+
+class _YamlBuilder:
+    """Builds plain values straight from the parser's events.
+
+    Working from events rather than composed nodes keeps a 10,000-key file fast,
+    and gives each key's line. An alias shares the anchored value, as PyYAML does;
+    its size is counted each time it is used, so an alias bomb is refused before
+    anything walks the tree it would expand into.
+    """
+
+    def __init__(self, name: str, loader: yaml.SafeLoader) -> None:
         self.name = name
-        self.loader = loader
-        self.document = document
-        self.nodes = 0
+        # PyYAML's parser methods carry no annotations; Any keeps strict mypy quiet.
+        self.loader: Any = loader
+        self.document = Document(name, {})
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.building: set[str] = set()
+        self.expanded = 0
 
-    def value(self, node: yaml.Node, path: KeyPath) -> Any:
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
+    def build(self) -> Any:
+        self.loader.get_event()  # StreamStart
+        if self.loader.check_event(yaml.StreamEndEvent):
+            return None
+        self.loader.get_event()  # DocumentStart
+        value, _ = self._value((), 0)
+        self.loader.get_event()  # DocumentEnd
+        if not self.loader.check_event(yaml.StreamEndEvent):
+            event = self.loader.peek_event()
+            raise _critical(
+                self.name, "syntax",
+                f"{self.name} holds more than one YAML document (a second '---' at "
+                f"line {event.start_mark.line + 1}); keep one",
+                line=event.start_mark.line + 1,
+            )
+        return value
+
+    def _count(self, size: int, line: int) -> None:
+        self.expanded += size
+        if self.expanded > MAX_NODES:
             raise _critical(
                 self.name, "syntax",
                 f"{self.name} expands to more than {MAX_NODES} values (YAML aliases "
                 "repeated into a huge tree?): remove the aliases or split the file",
-                line=node.start_mark.line + 1,
+                line=line,
             )
-        if len(path) > MAX_DEPTH:
+
+    def _value(self, path: KeyPath, depth: int) -> tuple[Any, int]:
+        """The next value and its size in values (aliases counted in full)."""
+        event = self.loader.get_event()
+        line = event.start_mark.line + 1
+        if depth > MAX_DEPTH:
             raise _critical(
                 self.name, "syntax",
-                f"{self.name} nests deeper than {MAX_DEPTH} levels at "
-                f"{'.'.join(path[:5])}...: a recursive alias?",
-                line=node.start_mark.line + 1,
+                f"{self.name} nests deeper than {MAX_DEPTH} levels at line {line}",
+                line=line,
             )
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.value(item, (*path, str(index))) for index, item in
-                    enumerate(node.value)]
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self.building:
+                raise _critical(self.name, "syntax",
+                                f"alias *{event.anchor} at line {line} refers to the mapping "
+                                "that contains it: a recursive alias cannot be a "
+                                "configuration", line=line)
+            try:
+                value, size = self.anchors[str(event.anchor)]
+            except KeyError:
+                raise _critical(self.name, "syntax",
+                                f"alias *{event.anchor} at line {line} names no anchor",
+                                line=line) from None
+            self._count(size, line)
+            return value, size
+
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self.building.add(anchor)
+
+        if isinstance(event, yaml.ScalarEvent):
+            value = self._scalar(event)
+            size = 1
+        elif isinstance(event, yaml.SequenceStartEvent):
+            items: list[Any] = []
+            size = 1
+            while not self.loader.check_event(yaml.SequenceEndEvent):
+                item, item_size = self._value((*path, str(len(items))), depth + 1)
+                items.append(item)
+                size += item_size
+            self.loader.get_event()
+            value = items
+        elif isinstance(event, yaml.MappingStartEvent):
+            value, size = self._mapping(path, depth)
+        else:  # pragma: no cover - the parser emits nothing else here
+            raise _critical(self.name, "syntax", f"unexpected {event} at line {line}",
+                            line=line)
+
+        self._count(1, line)
+        if anchor is not None:
+            self.building.discard(anchor)
+            self.anchors[anchor] = (value, size)
+        return value, size
+
+    def _scalar(self, event: Any) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag == _STR_TAG:
+            return event.value
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
         try:
             return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            line = node.start_mark.line + 1
-            raise _critical(
-                self.name, "syntax", f"{self.name}:{line}: {exc}", line=line,
-            ) from None
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            # Explicit tags such as `!!int five` or `!!python/name` end up here.
+            line = event.start_mark.line + 1
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise _critical(self.name, "syntax",
+                            f"{event.value!r} at line {line} cannot be read as {tag}: {problem}",
+                            line=line) from None
 
-    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
-        try:
-            self.loader.flatten_mapping(node)
-        except yaml.YAMLError as exc:
-            line = node.start_mark.line + 1
-            raise _critical(self.name, "syntax", f"{self.name}:{line}: {exc}", line=line) from None
-
+    def _mapping(self, path: KeyPath, depth: int) -> tuple[dict[str, Any], int]:
         result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = self.value(key_node, path)
-            if isinstance(key, (dict, list)):
+        merged: list[Any] = []
+        size = 1
+        lines = self.document.lines
+        while not self.loader.check_event(yaml.MappingEndEvent):
+            key_event = self.loader.peek_event()
+            line = key_event.start_mark.line + 1
+            if isinstance(key_event, yaml.ScalarEvent) and (
+                    key_event.tag == _MERGE_TAG or (key_event.value == "<<"
+                                                   and key_event.implicit[0])):
+                self.loader.get_event()
+                value, value_size = self._value(path, depth + 1)
+                merged.extend(value if isinstance(value, list) else [value])
+                size += value_size
+                continue
+            if not isinstance(key_event, (yaml.ScalarEvent, yaml.AliasEvent)):
                 raise _critical(
                     self.name, "syntax",
                     f"{self.name} uses a mapping or list as a key under "
                     f"{'.'.join(path) or 'the top level'}; keys must be plain names",
-                    line=key_node.start_mark.line + 1,
+                    line=line,
                 )
-            key = str(key)
+            key_value, _ = self._value(path, depth + 1)
+            if isinstance(key_value, (dict, list)):
+                raise _critical(self.name, "syntax",
+                                f"the key at line {line} is a mapping or list; keys must be "
+                                "plain names", line=line)
+            key = str(key_value)
             child = (*path, key)
-            line = key_node.start_mark.line + 1
             if key in result:
                 self._note_duplicate(child, line)
-            self.document.lines[child] = line
-            result[key] = self.value(value_node, child)
-        return result
+            lines[child] = line
+            value, value_size = self._value(child, depth + 1)
+            result[key] = value
+            size += value_size
+        self.loader.get_event()
+
+        for source in merged:
+            if not isinstance(source, dict):
+                raise _critical(self.name, "syntax",
+                                f"{self.name}: a '<<' merge under "
+                                f"{'.'.join(path) or 'the top level'} must name a mapping")
+            for key, value in source.items():
+                result.setdefault(key, value)
+        return result, size
 
     def _note_duplicate(self, path: KeyPath, line: int) -> None:
         first = self.document.lines.get(path)
