@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "explain": "controller.config_commands:explain",
     "env": "controller.config_commands:env",
     "show": "controller.config_commands:show",
+    "push": "controller.push_command:push",
     "inventory": "controller.inventory_command:inventory",
 }
 

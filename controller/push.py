@@ -1,0 +1,355 @@
+"""``hotconf push``: validate here, then converge the fleet on this configuration.
+
+One run: validate the main host's files (a CRITICAL refuses; ``--force`` pushes
+anyway but never a file that does not parse), then per host, DESIGN.md's "Push, one
+host", in batches: the canary first, which must report ``applied`` before any other
+host starts; at most ``forks`` hosts at once; no new host once the failures pass
+``max_fail``. Each host's connection is opened once and kept for the whole run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from controller.diffs import masked_diff
+from controller.errors import ControllerError
+from controller.inventory import Host
+from controller.reports import ReportCollector
+from controller.rollout import Share, failures_allowed, plan_batches
+from controller.targets import HostTarget, LocalTarget
+from hotconf.bus import RELOAD_CHANNEL, ReloadMessage, encode_reload
+from hotconf.findings import Level, Report
+from hotconf.snapshot import Snapshot, load_snapshot
+from hotconf.version import content_version
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["ok", "applied", "changed", "rejected", "hook_failed", "stale",
+                  "unreachable", "failed"]
+SUCCESS: frozenset[str] = frozenset({"ok", "applied", "changed"})
+_AGENT_STATES: dict[str, Outcome] = {
+    "applied": "applied", "unchanged": "applied", "rejected": "rejected",
+    "hook_failed": "hook_failed", "stale": "stale",
+}
+
+
+class LocalConfigRefused(ControllerError):
+    """The main host's own configuration is not fit to push."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, report: Report) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True, slots=True)
+class PushOptions:
+    """Everything one push run is told, gathered from the command line."""
+
+    config_dir: Path
+    check: bool = False
+    diff: bool = False
+    canary: int = 0
+    batch: Share | None = None
+    max_fail: Share | None = None
+    forks: int = 20
+    wait: bool = True
+    timeout: float = 30.0
+    force: bool = False
+    accept_new_host_keys: bool = False
+    redis_url: str | None = None
+    bus_key: bytes | None = None
+
+
+@dataclass(slots=True)
+class HostResult:
+    """What happened on one host."""
+
+    name: str
+    outcome: Outcome
+    reason: str = ""
+    before: str | None = None
+    after: str | None = None
+    seconds: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
+    diff: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome in SUCCESS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.name, "result": self.outcome, "reason": self.reason,
+            "version_before": self.before, "version_after": self.after,
+            "seconds": round(self.seconds, 3), "summary": self.summary,
+            **({"diff": self.diff} if self.diff else {}),
+        }
+
+
+@dataclass(slots=True)
+class PushResult:
+    """The whole run: the version pushed, each host's result, and who was not started."""
+
+    version: str
+    results: list[HostResult]
+    untouched: list[str]
+    stopped_because: str = ""
+    local_report: Report | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.untouched and all(result.succeeded for result in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for result in self.results:
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        return {
+            "version": self.version,
+            "ok": self.succeeded,
+            "hosts": [result.to_dict() for result in self.results],
+            "untouched": self.untouched,
+            "stopped_because": self.stopped_because or None,
+            "counts": counts,
+            "local_validation": (self.local_report.summary() if self.local_report is not None
+                                 else None),
+        }
+
+
+ProgressCallback = Callable[[str, str], None]
+
+
+def validate_for_push(config_dir: Path, *, force: bool) -> Snapshot:
+    """The main host's files, validated without this shell's environment.
+
+    Raises LocalConfigRefused on a CRITICAL finding (with ``force``: only on a file
+    that does not parse or cannot be read at all).
+    """
+    snapshot = load_snapshot(config_dir, environ={})
+    critical = snapshot.report.at(Level.CRITICAL)
+    unparsable = [finding for finding in critical
+                  if finding.category == "syntax" or finding.path == ""]
+    if unparsable or (critical and not force):
+        first = (unparsable or critical)[0]
+        advice = ("--force never pushes a file that does not parse" if unparsable and force
+                  else "fix them, or push anyway with --force")
+        raise LocalConfigRefused(
+            f"{config_dir} has {len(critical)} CRITICAL finding(s), first: {first}; "
+            f"nothing was pushed: {advice}",
+            snapshot.report,
+        )
+    return snapshot
+
+
+def default_origin() -> str:
+    return f"controller@{socket.gethostname()}"
+
+
+class PushRun:
+    """One push to a list of hosts; ``run()`` returns the PushResult."""
+
+    def __init__(self, hosts: Sequence[Host], options: PushOptions,
+                 progress: ProgressCallback | None = None,
+                 target_factory: Callable[[Host, PushOptions], HostTarget] | None = None
+                 ) -> None:
+        self.hosts = list(hosts)
+        self.options = options
+        self.progress = progress or (lambda _host, _phase: None)
+        self.target_factory = target_factory or make_target
+        self.targets: dict[str, HostTarget] = {}
+        self.redis: Any | None = None
+
+    async def run(self) -> PushResult:
+        snapshot = validate_for_push(self.options.config_dir, force=self.options.force)
+        files = dict(snapshot.files)
+        version = content_version(files)
+        logger.info("push started version=%s hosts=%d check=%s", version, len(self.hosts),
+                    self.options.check)
+        try:
+            await self._connect_redis()
+            collector = ReportCollector(self.redis, self.options.bus_key)
+            result = await self._roll_out(files, version, collector)
+        finally:
+            await self._close()
+        result.local_report = snapshot.report
+        return result
+
+    async def _roll_out(self, files: dict[str, bytes], version: str,
+                        collector: ReportCollector) -> PushResult:
+        options = self.options
+        batches = plan_batches(self.hosts, canary=options.canary, batch=options.batch)
+        allowed = failures_allowed(options.max_fail, len(self.hosts))
+        results: list[HostResult] = []
+        untouched: list[str] = []
+        stopped = ""
+        limiter = asyncio.Semaphore(max(options.forks, 1))
+
+        for index, batch in enumerate(batches):
+            failed = sum(1 for result in results if not result.succeeded)
+            if stopped or failed > allowed:
+                stopped = stopped or f"{failed} host(s) failed, more than --max-fail allows"
+                untouched.extend(host.name for host in batch)
+                continue
+            batch_results = await self._push_batch(batch, files, version, collector,
+                                                   limiter, results, allowed, untouched)
+            results.extend(batch_results)
+            if index == 0 and options.canary and not all(r.succeeded for r in batch_results):
+                stopped = "the canary did not report applied"
+        return PushResult(version, results, untouched, stopped)
+
+    async def _push_batch(self, batch: list[Host], files: dict[str, bytes], version: str,
+                          collector: ReportCollector, limiter: asyncio.Semaphore,
+                          earlier: list[HostResult], allowed: int,
+                          untouched: list[str]) -> list[HostResult]:
+        await collector.mark()
+        since = time.time()
+        outcomes: dict[str, HostResult] = {}
+        changed: dict[str, HostTarget] = {}
+
+        async def one(host: Host) -> None:
+            async with limiter:
+                failed = sum(1 for r in [*earlier, *outcomes.values()] if not r.succeeded)
+                if failed > allowed:
+                    untouched.append(host.name)
+                    return
+                result, target = await self._land_files(host, files, version)
+                outcomes[host.name] = result
+                if target is not None:
+                    changed[host.name] = target
+
+        async with asyncio.TaskGroup() as group:
+            for host in batch:
+                group.create_task(one(host))
+
+        if changed and self.options.wait and not self.options.check:
+            await self._publish(version, files)
+            for name in changed:
+                self.progress(name, "waiting for the agent")
+            reports = await collector.wait(changed, version, since, self.options.timeout)
+            for name in changed:
+                self._settle(outcomes[name], reports.get(name), version)
+
+        ordered = [outcomes[host.name] for host in batch if host.name in outcomes]
+        for result in ordered:
+            self.progress(result.name, result.outcome)
+        return ordered
+
+    async def _land_files(self, host: Host, files: dict[str, bytes],
+                          version: str) -> tuple[HostResult, HostTarget | None]:
+        """Steps 1-5 on one host; the target is returned when files were written."""
+        started = time.perf_counter()
+        result = HostResult(host.name, "failed")
+        try:
+            self.progress(host.name, "connecting")
+            target = self.targets.get(host.name)
+            if target is None:
+                target = self.target_factory(host, self.options)
+                self.targets[host.name] = target
+                await target.connect()
+
+            current = await target.read_files()
+            result.before = content_version(current)
+            if self.options.diff:
+                result.diff = masked_diff(current, files, host.name)
+            if result.before == version:
+                result.outcome, result.after = "ok", version
+                return result, None
+            if self.options.check:
+                result.outcome = "changed"
+                result.reason = f"would change {result.before} -> {version}"
+                return result, None
+
+            self.progress(host.name, "uploading")
+            await target.write_files(files)
+            result.after = version
+            result.outcome = "applied" if not self.options.wait else "changed"
+            if not self.options.wait:
+                result.reason = "files written; not waiting for the agent (--no-wait)"
+            return result, target
+        except ControllerError as exc:
+            result.outcome = "unreachable" if getattr(exc, "unreachable", False) else "failed"
+            result.reason = str(exc)
+            return result, None
+        except Exception as exc:  # one broken host must not end the whole run
+            logger.exception("push failed host=%s", host.name)
+            result.reason = f"{type(exc).__name__}: {exc}"
+            return result, None
+        finally:
+            result.seconds = time.perf_counter() - started
+
+    def _settle(self, result: HostResult, report: Any, version: str) -> None:
+        if report is None:
+            result.outcome = "failed"
+            result.reason = (f"files written, but the agent did not report version {version} "
+                             f"within {self.options.timeout:g}s: is hotconf-agent running "
+                             "there? (hotconf status shows its last report)")
+            return
+        result.outcome = _AGENT_STATES.get(report.state, "failed")
+        result.summary = dict(report.summary)
+        if result.outcome != "applied":
+            result.reason = _reason_from_summary(report.state, result.summary)
+
+    async def _publish(self, version: str, files: dict[str, bytes]) -> None:
+        if self.redis is None:
+            return
+        message = ReloadMessage(version=version, files=tuple(files), origin=default_origin())
+        try:
+            await self.redis.publish(RELOAD_CHANNEL, encode_reload(message, self.options.bus_key))
+        except Exception as exc:
+            logger.warning("reload message not published (agents will notice the files "
+                           "anyway) reason=%s", type(exc).__name__)
+
+    async def _connect_redis(self) -> None:
+        if not self.options.redis_url or self.options.check or not self.options.wait:
+            return
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(self.options.redis_url, socket_connect_timeout=1.0,
+                                         socket_timeout=5.0)
+        try:
+            await client.ping()
+        except Exception as exc:
+            logger.warning("redis unavailable, reports will be read over SSH reason=%s",
+                           type(exc).__name__)
+            await client.aclose()
+            return
+        self.redis = client
+
+    async def _close(self) -> None:
+        targets, self.targets = self.targets, {}
+        await asyncio.gather(*(target.close() for target in targets.values()),
+                             return_exceptions=True)
+        if self.redis is not None:
+            await self.redis.aclose()
+            self.redis = None
+
+
+def _reason_from_summary(state: str, summary: dict[str, Any]) -> str:
+    if state == "rejected":
+        findings = summary.get("critical_findings") or summary.get("findings") or []
+        first = findings[0] if findings else ""
+        text = first.get("message", "") if isinstance(first, dict) else str(first)
+        return f"the agent rejected it and kept its last good version: {text}".rstrip(": ")
+    if state == "hook_failed":
+        return f"a reload hook failed: {summary.get('hook') or summary.get('error') or ''}"
+    if state == "stale":
+        return "the agent was told of this version but never saw its files"
+    return state
+
+
+def make_target(host: Host, options: PushOptions) -> HostTarget:
+    """The target for a host: this disk for ``connection: local``, else SFTP."""
+    if host.is_local:
+        return LocalTarget(host)
+    from controller.ssh_target import SshTarget
+
+    return SshTarget(host, accept_new_host_keys=options.accept_new_host_keys)
