@@ -15,6 +15,7 @@ token itself is never logged; the path of its file is.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import logging
@@ -58,7 +59,10 @@ class ApiToken:
 
     def matches(self, presented: str) -> bool:
         """Compare in constant time, so the answer's timing tells nothing of the token."""
-        return hmac.compare_digest(presented.encode("utf-8"), self.value.encode("utf-8"))
+        # Digests first: compare_digest on the raw strings would still leak the length.
+        presented_digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
+        expected_digest = hashlib.sha256(self.value.encode("utf-8")).digest()
+        return hmac.compare_digest(presented_digest, expected_digest)
 
     def __repr__(self) -> str:
         return f"ApiToken(source={self.source!r}, path={self.path!r})"

@@ -1,0 +1,187 @@
+"""The HTTP API the GUI calls: ``create_app(settings)`` builds it, ``hotconf serve`` runs it.
+
+Routes (all JSON; OpenAPI at ``/openapi.json``, browsable at ``/docs``):
+
+=====================================  =================================================
+GET  /healthz                          liveness, without auth
+GET  /api/config/validate              the body of ``hotconf validate --json``
+POST /api/settings/sync-to-base        fold settings.json into config.yaml
+GET  /api/settings/sync-status         the body of ``hotconf sync-status --json``
+=====================================  =================================================
+
+Every route but ``/healthz`` needs ``Authorization: Bearer <token>`` (compared in
+constant time; see ``controller.api_token``).  Bodies over 64 KiB are refused before a
+route sees them.  Each error is ``{"error": code, "message": what to do}``.  Work that
+touches files runs in a thread, so a sync waiting for the lock never stalls the other
+requests.  Secrets never appear in an answer: findings carry masked values, and
+nothing else echoes configuration values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from controller.api_body_limit import DEFAULT_LIMIT_BYTES, BodyLimitMiddleware
+from controller.api_models import Health, ValidationBody, error_responses
+from controller.api_token import ApiToken
+from controller.rate_limit import DEFAULT_INTERVAL_S, DEFAULT_MAX_CLIENTS, SyncRateLimiter
+from hotconf.snapshot import load_snapshot
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """What the API serves and how it guards it."""
+
+    config_dir: Path
+    token: ApiToken
+    sync_interval_s: float = DEFAULT_INTERVAL_S
+    max_rate_clients: int = DEFAULT_MAX_CLIENTS
+    lock_timeout_s: float = 5.0
+    max_body_bytes: int = DEFAULT_LIMIT_BYTES
+    environ: Mapping[str, str] | None = None
+
+
+class ApiError(Exception):
+    """An answer other than success: status, stable code, message saying what to do."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+    def response(self) -> JSONResponse:
+        body = {"error": self.code, "message": self.message, **self.extra}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    """The FastAPI application for ``settings``; serve it with any ASGI server."""
+    app = FastAPI(
+        title="hotconf",
+        version=_hotconf_version(),
+        description="Validate AutoBot's configuration and fold GUI settings into its base.",
+    )
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    _install_error_handlers(app)
+
+    limiter = SyncRateLimiter(settings.sync_interval_s, settings.max_rate_clients)
+    authorized = Depends(require_token)
+    app.state.settings = settings
+    app.state.rate_limiter = limiter
+
+    @app.get("/healthz", response_model=Health, tags=["health"],
+             responses=error_responses(500))
+    async def healthz() -> dict[str, str]:
+        """Liveness: answers while the process serves. Needs no token."""
+        return {"status": "ok", "version": app.version}
+
+    @app.get("/api/config/validate", response_model=ValidationBody, tags=["config"],
+             dependencies=[authorized], responses=error_responses(401, 413, 500))
+    async def validate() -> dict[str, Any]:
+        """Validate the layered configuration; the body of `hotconf validate --json`."""
+        snapshot = await asyncio.to_thread(load_snapshot, settings.config_dir, settings.environ)
+        body = snapshot.report.to_dict()
+        body["config_dir"] = str(settings.config_dir)
+        body["version"] = snapshot.version
+        return body
+
+    return app
+
+
+_BEARER = HTTPBearer(
+    auto_error=False,
+    description="The token of `hotconf serve` (its --token-file, $HOTCONF_API_TOKEN, "
+                "or the .hotconf/api-token file it logged at start).",
+)
+_Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+
+
+async def require_token(request: Request, credentials: _Credentials) -> None:
+    """Let the request through only with the right bearer token."""
+    token: ApiToken = request.app.state.settings.token
+    if credentials is None:
+        raise ApiError(
+            401, "unauthorized",
+            "send the header `Authorization: Bearer <token>`; the token is in the file "
+            "`hotconf serve` logged at start, or the one it was given",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not token.matches(credentials.credentials):
+        raise ApiError(
+            401, "unauthorized",
+            "the bearer token is wrong; use the token `hotconf serve` was started with",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 404:
+            message = (f"no route {request.method} {request.url.path}; "
+                       "the routes are listed at /openapi.json and /docs")
+        elif exc.status_code == 405:
+            allowed = headers.get("Allow", headers.get("allow", ""))
+            message = f"{request.method} is not allowed here; use {allowed or 'another method'}"
+        else:
+            message = str(exc.detail)
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        return ApiError(exc.status_code, code, message, headers=headers).response()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
+            for error in exc.errors()
+        )
+        return ApiError(
+            422, "invalid_request", f"the request is invalid: {problems}; see /openapi.json"
+        ).response()
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The exception's text may quote configuration values, so it goes to the log
+        # (where the operator looks) and never into the answer.
+        logger.error("api unexpected error method=%s path=%s error=%s",
+                     request.method, request.url.path, type(exc).__name__, exc_info=exc)
+        return ApiError(
+            500, "internal", "an unexpected error; the server log has the details"
+        ).response()
+
+
+def _hotconf_version() -> str:
+    try:
+        return version("hotconf")
+    except PackageNotFoundError:
+        return "0+unknown"

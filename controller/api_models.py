@@ -1,0 +1,92 @@
+"""The shapes of the HTTP API's answers, for validation and the OpenAPI document.
+
+Every route answers JSON.  Success bodies mirror the CLI's ``--json`` output; every
+error is an ``ErrorBody`` (some with more fields) whose ``message`` says what to do.
+Models allow extra fields, so a body the CLI grows later stays valid.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Health(_Open):
+    status: Literal["ok"] = Field(description="Always `ok` while the process serves.")
+    version: str = Field(description="The hotconf version serving.")
+
+
+class FindingBody(_Open):
+    level: Literal["info", "warning", "error", "critical"]
+    category: str
+    message: str
+    path: str = Field(description="Dotted configuration path the finding concerns.")
+    value: Any = Field(None, description="The value concerned, masked when it is a secret.")
+    details: dict[str, Any] = Field(default_factory=dict)
+    source: str | None = Field(None, description="Where the value came from: file:line or VAR.")
+
+
+class Summary(_Open):
+    total: int
+    critical: int
+    errors: int
+    warnings: int
+    info: int
+
+
+class ValidationBody(_Open):
+    """The body of ``hotconf validate --json``."""
+
+    status: Literal["healthy", "unhealthy"] = Field(
+        description="`unhealthy` when any finding is CRITICAL."
+    )
+    timestamp: str
+    summary: Summary
+    issues: list[FindingBody]
+    config_dir: str
+    version: str = Field(description="Content version of the managed files (12 hex digits).")
+
+
+class ErrorBody(_Open):
+    error: str = Field(description="A stable code: unauthorized, too_large, rate_limited, ...")
+    message: str = Field(description="What went wrong and what to do about it.")
+
+
+class RateLimitedBody(ErrorBody):
+    retry_after_s: int = Field(description="Seconds until this client may sync again.")
+
+
+class LockedBody(ErrorBody):
+    holder_pid: int | None = Field(None, description="The process holding the lock, if known.")
+
+
+class RejectedBody(ErrorBody):
+    summary: Summary
+    findings: list[FindingBody] = Field(description="The findings; CRITICAL ones refused it.")
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI descriptions of the error answers a route may give."""
+    return {code: _ERROR_RESPONSES[code] for code in codes}
+
+
+_ERROR_RESPONSES: dict[int, dict[str, Any]] = {
+    401: {"model": ErrorBody,
+          "description": "No `Authorization: Bearer <token>` header, or a wrong token."},
+    409: {"model": RejectedBody,
+          "description": "The result would have CRITICAL findings; nothing was written."},
+    413: {"model": ErrorBody, "description": "The request body is over 64 KiB."},
+    423: {"model": LockedBody,
+          "description": "Another writer held the configuration lock past the timeout."},
+    429: {"model": RateLimitedBody,
+          "description": "One sync per minute per client; see the Retry-After header.",
+          "headers": {"Retry-After": {"description": "Seconds to wait.",
+                                      "schema": {"type": "integer"}}}},
+    500: {"model": ErrorBody, "description": "An unexpected error; the server log has details."},
+    503: {"model": ErrorBody, "description": "A needed resource is unavailable; try again."},
+}
