@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "env": "controller.config_commands:env",
     "show": "controller.config_commands:show",
     "push": "controller.push_command:push",
+    "status": "controller.status_command:status",
     "inventory": "controller.inventory_command:inventory",
 }
 

@@ -135,7 +135,7 @@ class ReportCollector:
             except Exception as exc:
                 logger.debug("status.json unreadable host=%s reason=%s", name, exc)
                 status = None
-            report = _report_from_status(name, status)
+            report = report_from_status(name, status)
             if report is not None:
                 record(report)
             await asyncio.sleep(delay)
@@ -148,7 +148,7 @@ class ReportCollector:
         self.redis = None
 
 
-def _report_from_status(name: str, status: dict[str, Any] | None) -> AgentReport | None:
+def report_from_status(name: str, status: dict[str, Any] | None) -> AgentReport | None:
     """status.json as a report; it is not signed (it never left the host's disk)."""
     if not status:
         return None

@@ -1,0 +1,97 @@
+"""``hotconf status``: one row per host, from Redis when it answers, else over SFTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from controller.fleet_options import fleet_bus_settings
+from controller.inventory import Host
+from controller.inventory_command import inventory_option, limit_option, open_inventory
+from controller.options import config_dir_option, json_option
+from controller.push import PushOptions, make_target
+from controller.status import FleetStatus, fleet_status
+from controller.targets import HostTarget
+
+WATCH_INTERVAL_S = 2.0
+
+
+@click.command()
+@inventory_option
+@limit_option
+@config_dir_option
+@click.option("--watch", is_flag=True, help="Refresh every 2 seconds until Ctrl-C.")
+@click.option("--redis", "redis_url", default=None, metavar="URL",
+              help="Redis to read reports from (default: the inventory's redis_url).")
+@json_option
+def status(inventory_path: Path | None, limit: str | None, config_dir: Path, watch: bool,
+           redis_url: str | None, as_json: bool) -> None:
+    """Show each host's applied version, state, report age, drift and reachability.
+
+    Drift is measured against the version of the files in --config-dir. Exit 0 when
+    every host is reachable and runs that version, 1 otherwise.
+    """
+    chosen = open_inventory(inventory_path, limit)
+    bus_redis, bus_key = fleet_bus_settings(chosen.hosts)
+    options = PushOptions(config_dir=config_dir)
+
+    def factory(host: Host) -> HostTarget:
+        return make_target(host, options)
+
+    async def take() -> FleetStatus:
+        return await fleet_status(chosen.hosts, config_dir, redis_url=redis_url or bus_redis,
+                                  bus_key=bus_key, target_factory=factory)
+
+    if not watch:
+        snapshot = asyncio.run(take())
+        click.echo(json.dumps(snapshot.to_dict(), indent=2) if as_json else status_text(snapshot))
+        sys.exit(0 if snapshot.converged else 1)
+
+    try:
+        while True:
+            snapshot = asyncio.run(take())
+            if as_json:
+                click.echo(json.dumps(snapshot.to_dict()))
+            else:
+                click.clear() if sys.stdout.isatty() else None
+                click.echo(status_text(snapshot))
+            time.sleep(WATCH_INTERVAL_S)
+    except KeyboardInterrupt:
+        return
+
+
+def status_text(snapshot: FleetStatus) -> str:
+    """A table of hosts, then whether the fleet converged."""
+    now = snapshot.taken_at
+    header = ("host", "reachable", "version", "state", "age", "drift", "from", "problem")
+    rows = []
+    for host in snapshot.hosts:
+        age = host.age(now)
+        rows.append((
+            host.name, "yes" if host.reachable else "NO", host.version or "-",
+            host.state or "-", "-" if age is None else _age(age),
+            "DRIFT" if host.drift else "-", host.source or "-", host.problem or "",
+        ))
+    widths = [max(len(str(row[index])) for row in [header, *rows]) for index in range(7)]
+    source = ("redis" if snapshot.redis else "status.json over SSH" +
+              (" (redis not answering)" if snapshot.redis_configured else ""))
+    lines = [f"expected version {snapshot.expected_version}; reports from {source}"]
+    for row in [header, *rows]:
+        cells = [str(cell).ljust(width) for cell, width in zip(row[:7], widths, strict=True)]
+        lines.append(("  ".join(cells) + "  " + row[7]).rstrip())
+    verdict = "converged" if snapshot.converged else "NOT converged"
+    lines.append(f"fleet {verdict}: {len(snapshot.hosts)} host(s)")
+    return "\n".join(lines)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.0f}h"
