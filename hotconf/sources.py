@@ -373,6 +373,9 @@ class _LinedDict(dict[str, Any]):
 
 
 def _parse_json(name: str, text: str) -> Document:
+    if not text.strip():
+        # "Expecting value at line 1, column 1" would hide the plain fact.
+        raise _not_a_mapping(name, None)
     newlines = [index for index, char in enumerate(text) if char == "\n"]
 
     def line_of(offset: int) -> int:
