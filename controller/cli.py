@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "push": "controller.push_command:push",
     "status": "controller.status_command:status",
     "inventory": "controller.inventory_command:inventory",
+    "serve": "controller.serve_command:serve",
 }
 
 
