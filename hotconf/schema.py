@@ -9,6 +9,7 @@ defaults layer, the environment-variable map and docs/environment.md.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -223,7 +224,8 @@ def defaults_tree() -> dict[str, Any]:
         *parents, last = leaf.path.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[last] = leaf.default
+        # A copy: callers may change the tree, and must not change the schema's defaults.
+        node[last] = copy.deepcopy(leaf.default)
     return tree
 
 

@@ -1,8 +1,9 @@
 """Which keys hold secrets, and how they are masked.
 
 A key is secret when its name says so: password, secret, token, or key as a word
-(``api_key``, ``private_key``, ``key``). Secrets never reach a log, a report or an
-API answer; the agent's ``--render`` output for the service is the one exception.
+(``api_key``, ``private_key``, ``key``), unless it names a count (``max_tokens``).
+Secrets never reach a log, a report or an API answer; the agent's ``--render``
+output for the service is the one exception.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ _SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 
+# A count or a limit (max_tokens, min_password_length) names no secret, whatever follows.
+_COUNT_NAME = re.compile(r"^(max|min|num)_", re.IGNORECASE)
+
 
 def is_secret_key(key: str) -> bool:
     """True when a key's last component names a secret.
@@ -25,7 +29,7 @@ def is_secret_key(key: str) -> bool:
     (True, False)
     """
     last = key.rsplit(".", 1)[-1]
-    return bool(_SECRET_NAME.search(last))
+    return bool(_SECRET_NAME.search(last)) and not _COUNT_NAME.match(last)
 
 
 def is_secret_path(path: str) -> bool:
