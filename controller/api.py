@@ -7,6 +7,7 @@ GET  /healthz                          liveness, without auth
 GET  /api/config/validate              the body of ``hotconf validate --json``
 POST /api/settings/sync-to-base        fold settings.json into config.yaml
 GET  /api/settings/sync-status         the body of ``hotconf sync-status --json``
+GET  /api/fleet/status                 the body of ``hotconf status --json``
 =====================================  =================================================
 
 Every route but ``/healthz`` needs ``Authorization: Bearer <token>`` (compared in
@@ -23,21 +24,20 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller.api_body_limit import DEFAULT_LIMIT_BYTES, BodyLimitMiddleware
-from controller.api_models import Health, ValidationBody, error_responses
+from controller.api_errors import ApiError, install_error_handlers
+from controller.api_fleet import fleet_status_body
+from controller.api_models import FleetStatusBody, Health, ValidationBody, error_responses
 from controller.api_token import ApiToken
 from controller.rate_limit import DEFAULT_INTERVAL_S, DEFAULT_MAX_CLIENTS, SyncRateLimiter
+from hotconf.secrets import mask_tree
 from hotconf.snapshot import load_snapshot
 
 logger = logging.getLogger(__name__)
@@ -54,30 +54,7 @@ class ApiSettings:
     lock_timeout_s: float = 5.0
     max_body_bytes: int = DEFAULT_LIMIT_BYTES
     environ: Mapping[str, str] | None = None
-
-
-class ApiError(Exception):
-    """An answer other than success: status, stable code, message saying what to do."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = dict(headers or {})
-        self.extra = dict(extra or {})
-
-    def response(self) -> JSONResponse:
-        body = {"error": self.code, "message": self.message, **self.extra}
-        return JSONResponse(body, status_code=self.status, headers=self.headers)
+    inventory_path: Path | None = None  # None: found as `hotconf status` finds it
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -88,7 +65,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         description="Validate AutoBot's configuration and fold GUI settings into its base.",
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    _install_error_handlers(app)
+    install_error_handlers(app)
 
     limiter = SyncRateLimiter(settings.sync_interval_s, settings.max_rate_clients)
     authorized = Depends(require_token)
@@ -110,6 +87,17 @@ def create_app(settings: ApiSettings) -> FastAPI:
         body["config_dir"] = str(settings.config_dir)
         body["version"] = snapshot.version
         return body
+
+    @app.get("/api/fleet/status", response_model=FleetStatusBody, tags=["fleet"],
+             dependencies=[authorized], responses=error_responses(401, 413, 500, 503))
+    async def fleet() -> dict[str, Any]:
+        """Each host's applied version, state, report age, drift and reachability.
+
+        The body of `hotconf status --json`, for the hosts of serve's inventory.
+        """
+        status = await fleet_status_body(settings.inventory_path, settings.config_dir)
+        masked: dict[str, Any] = mask_tree(status)
+        return masked
 
     return app
 
@@ -138,46 +126,6 @@ async def require_token(request: Request, credentials: _Credentials) -> None:
             "the bearer token is wrong; use the token `hotconf serve` was started with",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return exc.response()
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        headers = dict(exc.headers or {})
-        if exc.status_code == 404:
-            message = (f"no route {request.method} {request.url.path}; "
-                       "the routes are listed at /openapi.json and /docs")
-        elif exc.status_code == 405:
-            allowed = headers.get("Allow", headers.get("allow", ""))
-            message = f"{request.method} is not allowed here; use {allowed or 'another method'}"
-        else:
-            message = str(exc.detail)
-        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
-        return ApiError(exc.status_code, code, message, headers=headers).response()
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
-            for error in exc.errors()
-        )
-        return ApiError(
-            422, "invalid_request", f"the request is invalid: {problems}; see /openapi.json"
-        ).response()
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The exception's text may quote configuration values, so it goes to the log
-        # (where the operator looks) and never into the answer.
-        logger.error("api unexpected error method=%s path=%s error=%s",
-                     request.method, request.url.path, type(exc).__name__, exc_info=exc)
-        return ApiError(
-            500, "internal", "an unexpected error; the server log has the details"
-        ).response()
 
 
 def _hotconf_version() -> str:

@@ -70,6 +70,31 @@ class RejectedBody(ErrorBody):
     findings: list[FindingBody] = Field(description="The findings; CRITICAL ones refused it.")
 
 
+class HostStatusBody(_Open):
+    host: str
+    reachable: bool
+    version: str | None = Field(None, description="The version the host's agent last reported.")
+    state: str | None = Field(None, description="applied, rejected, hook_failed or unchanged.")
+    reported_at: float | None = Field(None, description="Unix time of that report.")
+    age_seconds: float | None = None
+    source: str | None = Field(None, description="Where the report came from: redis or "
+                                                 "status.json (over SFTP).")
+    drift: bool = Field(description="True when the host runs another version than this one.")
+    problem: str | None = Field(None, description="Why the host could not be read, if so.")
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+
+class FleetStatusBody(_Open):
+    """The body of ``hotconf status --json``."""
+
+    expected_version: str = Field(description="The version of this host's managed files.")
+    converged: bool = Field(description="Every host reachable, on that version, applied.")
+    redis: bool = Field(description="True when the reports came from Redis.")
+    redis_configured: bool
+    taken_at: float
+    hosts: list[HostStatusBody]
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI descriptions of the error answers a route may give."""
     return {code: _ERROR_RESPONSES[code] for code in codes}
