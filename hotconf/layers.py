@@ -38,6 +38,15 @@ class Origin(NamedTuple):
 DEFAULT_ORIGIN = Origin("default", "default")
 
 
+def _plain_copy(value: Any) -> Any:
+    """A copy of the mappings and lists of a value (items of a list have no origins)."""
+    if isinstance(value, dict):
+        return {key: _plain_copy(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(item) for item in value]
+    return value
+
+
 def file_origin(document: Document, path: KeyPath) -> Origin:
     return Origin("file", document.name, document.lines.get(path), path)
 
@@ -99,17 +108,25 @@ class Layered:
                 self._forget_below(path)
             else:
                 self.shadowed.setdefault(path, []).insert(0, (previous, self.origins[path]))
-        parent[key] = value
         self.origins[path] = origin_of(path)
-        if isinstance(value, dict):
-            self._note_subtree(value, path, origin_of)
+        parent[key] = self._adopt(value, path, origin_of)
 
-    def _note_subtree(self, tree: dict[str, Any], prefix: KeyPath, origin_of: Any) -> None:
-        for key, value in tree.items():
-            path = (*prefix, key)
-            self.origins[path] = origin_of(path)
-            if isinstance(value, dict):
-                self._note_subtree(value, path, origin_of)
+    def _adopt(self, value: Any, prefix: KeyPath, origin_of: Any) -> Any:
+        """A copy of a layer's value, noting the origin of every key below it.
+
+        A copy, because later layers merge into this tree: the documents must stay as
+        read (sync-to-base folds them), and a YAML alias must not tie two paths together.
+        """
+        if isinstance(value, dict):
+            adopted = {}
+            for key, child in value.items():
+                path = (*prefix, key)
+                self.origins[path] = origin_of(path)
+                adopted[key] = self._adopt(child, path, origin_of)
+            return adopted
+        if isinstance(value, list):
+            return [_plain_copy(item) for item in value]
+        return value
 
     def _forget_below(self, prefix: KeyPath) -> None:
         depth = len(prefix)
