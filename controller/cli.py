@@ -27,6 +27,10 @@ COMMANDS: dict[str, str] = {
     "status": "controller.status_command:status",
     "inventory": "controller.inventory_command:inventory",
     "serve": "controller.serve_command:serve",
+    "sync": "controller.sync_commands:sync",
+    "sync-status": "controller.sync_commands:sync_status",
+    "history": "controller.sync_commands:history",
+    "rollback": "controller.sync_commands:rollback_command",
 }
 
 

@@ -1,0 +1,56 @@
+"""Diffs of configuration files: changes visible, secret values never."""
+
+from __future__ import annotations
+
+import yaml
+
+from hotconf.diffing import mask_line, masked_unified_diff, secret_values
+from hotconf.secrets import MASK
+
+BEFORE = b"""\
+memory:
+  redis:
+    password: old-redis-pass  # rotated monthly
+    port: 6379
+backend:
+  api_keys:
+    - first-key-value
+"""
+AFTER = BEFORE.replace(b"old-redis-pass", b"new-redis-pass").replace(
+    b"first-key-value", b"second-key-value").replace(b"6379", b"6380")
+
+
+def known_secrets() -> list[str]:
+    return secret_values(yaml.safe_load(BEFORE)) + secret_values(yaml.safe_load(AFTER))
+
+
+def test_a_changed_secret_shows_as_changed_but_masked() -> None:
+    diff = masked_unified_diff("config.yaml", BEFORE, AFTER, secrets=known_secrets())
+
+    for value in ("old-redis-pass", "new-redis-pass", "first-key-value", "second-key-value"):
+        assert value not in diff
+    assert f"-    password: {MASK}  # rotated monthly\n" in diff
+    assert f"+    password: {MASK}  # rotated monthly\n" in diff
+    assert f"+    - {MASK}\n" in diff
+    assert "-    port: 6379\n" in diff and "+    port: 6380\n" in diff
+
+
+def test_headers_name_the_file_and_both_sides() -> None:
+    diff = masked_unified_diff("config.yaml", BEFORE, AFTER, labels=("current", "after sync"))
+
+    assert diff.startswith("--- config.yaml (current)\n+++ config.yaml (after sync)\n@@ -1,")
+
+
+def test_equal_files_have_no_diff() -> None:
+    assert masked_unified_diff("config.yaml", BEFORE, BEFORE) == ""
+
+
+def test_json_pairs_keep_their_quotes_and_commas() -> None:
+    assert mask_line('  "api_key": "sk-123",\n') == f'  "api_key": "{MASK}",\n'
+    assert mask_line('  "port": 8001,\n') == '  "port": 8001,\n'
+
+
+def test_secret_values_walks_lists_under_secret_keys() -> None:
+    tree = {"a": {"token": "t0ken", "tokens": ["x1", "y2"], "plain": "visible"}}
+
+    assert secret_values(tree) == ["t0ken", "x1", "y2"]
