@@ -159,10 +159,12 @@ def value_problem(leaf: Leaf, value: Any) -> tuple[Any, str] | None:
     """Why a value of the right type is not acceptable, as (category, message)."""
     try:
         leaf_value_validator(leaf)(value)
-    except vol.RangeInvalid:
-        return "range", _range_message(leaf, value)
     except vol.Invalid as invalid:
-        return "range", f"{value!r} {invalid.error_message}"
+        # vol.All wraps the failing check in MultipleInvalid: look at the check itself.
+        first = invalid.errors[0] if isinstance(invalid, vol.MultipleInvalid) else invalid
+        if isinstance(first, vol.RangeInvalid):
+            return "range", _range_message(leaf, value)
+        return "range", f"{value!r} {first.error_message}"
     if leaf.type == "url":
         return _url_problem(value)
     if leaf.type == "url_list":
