@@ -84,7 +84,7 @@ class Snapshot:
     def explain(self, path: str) -> list[Explanation]:
         """The value at ``path`` and its stack; for a mapping, one entry per leaf below."""
         key_path = tuple(path.split("."))
-        value = self.get(path, _MISSING)
+        value = self.get(path, None)
         if isinstance(value, dict):
             return [self._explain_leaf(leaf_path) for leaf_path in sorted(self.layered.origins)
                     if leaf_path[: len(key_path)] == key_path
