@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from controller.errors import ControllerError
-from controller.sync import StalePlan
+from controller.sync import StalePlan, require_config_dir
 from hotconf.atomic import atomic_write, fsync_directory
 from hotconf.backups import DEFAULT_KEEP, BackupStore, Generation
 from hotconf.diffing import masked_unified_diff, secret_values
@@ -98,6 +97,7 @@ def rollback(
     when the files changed since. A generation with CRITICAL findings is refused
     (status ``refused``) and nothing changes.
     """
+    require_config_dir(config_dir)
     store = BackupStore(config_dir, keep=keep)
     with FileLock(config_dir / BASE_FILE, timeout=lock_timeout, purpose="rollback"):
         current = _read_current(config_dir)
@@ -131,12 +131,7 @@ def rollback(
 
 
 def _read_current(config_dir: Path) -> dict[str, bytes]:
-    if not config_dir.is_dir():
-        msg = (
-            f"{config_dir}: the config directory does not exist; pass --config-dir or set"
-            " HOTCONF_CONFIG_DIR"
-        )
-        raise ControllerError(msg)
+    require_config_dir(config_dir)
     return read_managed_files(config_dir)
 
 

@@ -119,6 +119,7 @@ def sync_to_base(
     Raises ``LockTimeout``, ``FileWriteError`` or ``BackupError`` when those fail; the
     files are then as they were, or as the message says.
     """
+    require_config_dir(config_dir)
     store = BackupStore(config_dir, keep=keep)
     with FileLock(config_dir / BASE_FILE, timeout=lock_timeout, purpose="sync"):
         files = _read_files(config_dir)
@@ -142,6 +143,16 @@ def sync_to_base(
     return plan
 
 
+def require_config_dir(config_dir: Path) -> None:
+    """Raise ``ControllerError`` naming ``config_dir`` when it is not a directory."""
+    if not config_dir.is_dir():
+        msg = (
+            f"{config_dir}: the config directory does not exist; pass --config-dir or set"
+            " HOTCONF_CONFIG_DIR"
+        )
+        raise ControllerError(msg)
+
+
 def last_sync(config_dir: Path) -> dict[str, Any] | None:
     """The record of the last successful sync (time, versions, backup), if any."""
     try:
@@ -152,12 +163,7 @@ def last_sync(config_dir: Path) -> dict[str, Any] | None:
 
 
 def _read_files(config_dir: Path) -> dict[str, bytes]:
-    if not config_dir.is_dir():
-        msg = (
-            f"{config_dir}: the config directory does not exist; pass --config-dir or set"
-            " HOTCONF_CONFIG_DIR"
-        )
-        raise ControllerError(msg)
+    require_config_dir(config_dir)
     try:
         return read_managed_files(config_dir)
     except OSError as exc:

@@ -11,6 +11,8 @@ The scenarios that need a filesystem of their own (``enospc``, ``enospc-backup``
 - ``enospc``: a 16 KiB tmpfs; replacing a small file with 64 KiB fails for real.
 - ``enospc-backup``: the same disk; taking a backup generation of a 10 KiB file fails.
 - ``readonly``: a tmpfs remounted read-only after the file was written (EROFS).
+- ``sync-readonly``: DIR's managed files copied onto a tmpfs on DIR, remounted
+  read-only, then a sync.
 
 Two scenarios inject a device error by wrapping one os function in this process only,
 because no unprivileged, portable way gives a real EIO:
@@ -67,9 +69,26 @@ def failing(name: str, code: int, *, times: int | None = None) -> Callable[..., 
     return wrapper
 
 
+def sync_read_only(directory: Path) -> dict[str, Any]:
+    from controller.sync import sync_to_base
+    from hotconf.version import read_managed_files
+
+    files = read_managed_files(directory)
+    mount_tmpfs(directory, "1m")
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    subprocess.run(["mount", "-o", "remount,ro", str(directory)], check=True)
+    report = attempt(lambda: sync_to_base(directory))
+    report["files_unchanged"] = read_managed_files(directory) == files
+    report["entries"] = sorted(os.listdir(directory))
+    return report
+
+
 def run(scenario: str, directory: Path) -> dict[str, Any]:
     target = directory / "config.yaml"
     report: dict[str, Any] = {"scenario": scenario}
+    if scenario == "sync-readonly":
+        return {**report, **sync_read_only(directory)}
 
     if scenario in ("enospc", "enospc-backup", "readonly"):
         mount_tmpfs(directory, "16k")
