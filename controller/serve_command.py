@@ -91,6 +91,9 @@ def _listen(host: str, port: int) -> socket.socket:
     listener = socket.socket(family, kind, protocol)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Answers go out in two writes (head, body); without NODELAY, Nagle holds the
+        # second until the client's delayed ACK, some 40 ms per request.
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         listener.bind(address)
         listener.listen(2048)
     except OSError as exc:

@@ -23,6 +23,7 @@ def serving(app: ASGIApp) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields its base URL."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(256)
     port = listener.getsockname()[1]
