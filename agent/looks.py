@@ -24,6 +24,7 @@ POLL = "poll"
 RESCAN = "rescan"
 REDIS = "redis"
 SIGNAL = "signal"
+START = "start"
 
 
 def is_watched_name(name: str) -> bool:
@@ -42,16 +43,28 @@ class Look:
     """A request to read the config directory again, and what prompted it.
 
     ``urgent`` skips the debounce wait: a Redis message whose version already
-    matches the disk has nothing left to settle.
+    matches the disk has nothing left to settle. ``forced`` re-applies even an
+    unchanged version (SIGHUP). ``announced`` holds the versions Redis messages
+    named, which want a report even when nothing changed.
     """
 
     reasons: frozenset[str]
     names: frozenset[str] = frozenset()
     urgent: bool = False
+    forced: bool = False
+    announced: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, reason: str, names: Iterable[str] = (), *, urgent: bool = False) -> Look:
-        return cls(frozenset((reason,)), frozenset(names), urgent)
+    def of(
+        cls,
+        reason: str,
+        names: Iterable[str] = (),
+        *,
+        urgent: bool = False,
+        forced: bool = False,
+        announced: Iterable[str] = (),
+    ) -> Look:
+        return cls(frozenset((reason,)), frozenset(names), urgent, forced, frozenset(announced))
 
     def merged(self, other: Look) -> Look:
         """One look that stands for both."""
@@ -59,6 +72,8 @@ class Look:
             self.reasons | other.reasons,
             self.names | other.names,
             self.urgent or other.urgent,
+            self.forced or other.forced,
+            self.announced | other.announced,
         )
 
     def describe(self) -> str:
