@@ -31,7 +31,7 @@ def config_dir(tmp_path: Path) -> Path:
     return write_config_dir(tmp_path / "autobot")
 
 
-# --- startup -------------------------------------------------------------------------
+# --- startup ---------------------------------------------------------------------------
 
 
 def test_load_serves_values_version_and_report(config_dir: Path) -> None:
@@ -119,7 +119,7 @@ def test_startup_accepts_errors_and_logs_them_without_secrets(
     assert "s3cret" not in caplog.text
 
 
-# --- reload ------------------------------------------------------------------------------
+# --- reload ----------------------------------------------------------------------------
 
 
 def test_reload_applies_a_changed_file_and_calls_back(config_dir: Path) -> None:
@@ -227,7 +227,7 @@ def test_reload_with_errors_is_still_applied(config_dir: Path) -> None:
     assert result.report.worst is Level.ERROR
 
 
-# --- callbacks -----------------------------------------------------------------------------
+# --- callbacks -------------------------------------------------------------------------
 
 
 def test_unsubscribe_stops_the_calls(config_dir: Path) -> None:

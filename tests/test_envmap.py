@@ -41,7 +41,7 @@ def leaf(path: str) -> Leaf:
     return LEAVES_BY_PATH[path]
 
 
-# --- names -------------------------------------------------------------------------
+# --- names -----------------------------------------------------------------------------
 
 
 def test_seed_variable_names_set_their_paths() -> None:
@@ -77,7 +77,7 @@ def test_nested_name_follows_the_prefix() -> None:
     assert nested_name("memory.redis.port", "MYBOT") == "MYBOT__MEMORY__REDIS__PORT"
 
 
-# --- casting -----------------------------------------------------------------------
+# --- casting ---------------------------------------------------------------------------
 
 TRUE_SPELLINGS = ["true", "True", "TRUE", "tRuE", "1", "yes", "Yes", "YES", "on", "On", "ON",
                   " true ", "yes\n"]
@@ -157,7 +157,7 @@ def test_string_is_kept_as_given() -> None:
     assert cast(leaf("backend.llm.provider"), "openai") == "openai"
 
 
-# --- applying ----------------------------------------------------------------------
+# --- applying --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("leaf_", LEAVES, ids=lambda item: item.path)

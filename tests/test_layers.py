@@ -17,7 +17,7 @@ def origin_of(snapshot: Any, path: str) -> str:
     return str(snapshot.layered.origins[tuple(path.split("."))])
 
 
-# --- precedence --------------------------------------------------------------------
+# --- precedence ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("settings", "environ", "value", "source"), [
@@ -59,7 +59,7 @@ def test_full_stack_order_defaults_yaml_json_env() -> None:
         (8100, "settings.json:5"), (8001, "config.yaml:2"), (8001, "default")]
 
 
-# --- merging -----------------------------------------------------------------------
+# --- merging ---------------------------------------------------------------------------
 
 
 def test_mappings_merge_key_by_key() -> None:
@@ -146,7 +146,7 @@ def test_layering_does_not_change_the_schema_defaults() -> None:
     assert evaluate_texts().get("backend.cors_origins") == ["http://localhost:5173"]
 
 
-# --- provenance ----------------------------------------------------------------------
+# --- provenance ------------------------------------------------------------------------
 
 
 def test_provenance_of_each_kind() -> None:

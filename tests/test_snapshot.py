@@ -25,7 +25,7 @@ from hotconf.version import content_version
 SECRET_CONFIG = MINIMAL_CONFIG.replace("  redis:\n", "  redis:\n    password: hunter2-redis\n")
 
 
-# --- the example ------------------------------------------------------------------------
+# --- the example -----------------------------------------------------------------------
 
 
 def test_example_config_validates_with_no_findings() -> None:
@@ -56,7 +56,7 @@ def test_example_config_with_environment_overrides_stays_clean_of_errors() -> No
     assert snapshot.get("backend.server_port") == 9000
 
 
-# --- version and files ---------------------------------------------------------------------
+# --- version and files -----------------------------------------------------------------
 
 
 def test_version_is_the_content_version_of_the_files_read(tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ def test_settings_json_is_optional(tmp_path: Path) -> None:
     assert set(snapshot.files) == {"config.yaml"}
 
 
-# --- values ---------------------------------------------------------------------------------
+# --- values ----------------------------------------------------------------------------
 
 
 def test_get_by_dotted_path() -> None:
@@ -155,7 +155,7 @@ def test_masked_hides_secrets_and_values_keep_them() -> None:
     assert snapshot.get("security.jwt_secret") == "jwt-s3cret"
 
 
-# --- explain ---------------------------------------------------------------------------------
+# --- explain ---------------------------------------------------------------------------
 
 
 def test_explain_gives_value_source_and_shadowed_stack() -> None:
@@ -205,7 +205,7 @@ def test_explain_of_a_leaf_nothing_sets() -> None:
     assert explanation.value is None
 
 
-# --- reports ---------------------------------------------------------------------------------
+# --- reports ---------------------------------------------------------------------------
 
 
 def test_report_summary_status_and_worst() -> None:
@@ -221,7 +221,7 @@ def test_report_summary_status_and_worst() -> None:
     assert Report().worst is None
 
 
-# --- nothing crashes -------------------------------------------------------------------------
+# --- nothing crashes -------------------------------------------------------------------
 
 
 def test_mangled_example_never_raises() -> None:

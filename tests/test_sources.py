@@ -36,7 +36,7 @@ def refused(name: str, text: str | bytes) -> Finding:
     return result
 
 
-# --- lines -------------------------------------------------------------------------
+# --- lines -----------------------------------------------------------------------------
 
 
 def test_yaml_keys_remember_their_lines() -> None:
@@ -85,7 +85,7 @@ def test_yaml_merge_key_fills_in_what_the_mapping_does_not_set() -> None:
     assert document.duplicates == [], "overriding a merged key is not a duplicate"
 
 
-# --- duplicate keys ------------------------------------------------------------------
+# --- duplicate keys --------------------------------------------------------------------
 
 
 def test_yaml_duplicate_key_is_a_warning_naming_both_lines_and_last_wins() -> None:
@@ -141,7 +141,7 @@ def test_duplicate_keys_reach_the_report(tmp_path: Path) -> None:
     assert not report.critical
 
 
-# --- bad input: each is one CRITICAL finding --------------------------------------------
+# --- bad input: each is one CRITICAL finding -------------------------------------------
 
 ALIAS_BOMB = (
     'a: &a ["x","x","x","x","x","x","x","x","x"]\n'

@@ -46,7 +46,7 @@ def assert_points_at_config_line(snapshot: Snapshot, finding: Finding) -> None:
     assert finding.source == expected
 
 
-# --- required sections ----------------------------------------------------------------
+# --- required sections -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("section", REQUIRED_SECTIONS)
@@ -103,7 +103,7 @@ def test_required_section_turned_into_a_scalar_by_settings_json_is_critical() ->
                                                              "settings.json:1")
 
 
-# --- types ------------------------------------------------------------------------------
+# --- types -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("path", "value", "expected"), [
@@ -161,7 +161,7 @@ def test_secret_of_the_wrong_type_is_masked_in_the_finding() -> None:
     assert "12345678" not in str(finding.to_dict())
 
 
-# --- ranges and choices ---------------------------------------------------------------
+# --- ranges and choices ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("path", "value", "words"), [
@@ -213,7 +213,7 @@ def test_value_outside_its_choices_is_an_error(path: str, value: str, choices: s
     assert f"must be one of {choices}" in finding.message
 
 
-# --- URLs -------------------------------------------------------------------------------
+# --- URLs ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("url", [
@@ -256,7 +256,7 @@ def test_one_bad_url_in_a_list_is_an_error() -> None:
     assert "'b.example:3000'" in finding.message
 
 
-# --- file paths ---------------------------------------------------------------------------
+# --- file paths ------------------------------------------------------------------------
 
 
 def test_path_with_a_missing_parent_directory_is_a_warning(tmp_path: Path) -> None:
@@ -371,7 +371,7 @@ def test_existing_file_that_is_not_writable_is_an_error(read_only_directory: Pat
     assert "not writable" in finding.message
 
 
-# --- unknown keys ---------------------------------------------------------------------------
+# --- unknown keys ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("text", "path", "suggestion"), [
@@ -415,7 +415,7 @@ def test_prompts_take_any_keys() -> None:
     assert list(snapshot.report) == [], describe(snapshot)
 
 
-# --- conflicts between the sources -------------------------------------------------------
+# --- conflicts between the sources -----------------------------------------------------
 
 CONFIG_WITH_LISTS = MINIMAL_CONFIG.replace(
     "backend:\n", "backend:\n  cors_origins:\n    - http://a.example\n    - http://b.example\n")
@@ -494,7 +494,7 @@ def test_repeated_secret_is_masked_in_the_finding() -> None:
     assert "hunter2-redis" not in str(finding.to_dict())
 
 
-# --- the finding itself -----------------------------------------------------------------------
+# --- the finding itself ----------------------------------------------------------------
 
 
 def test_finding_carries_every_field_of_the_api() -> None:
