@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import io
+import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +38,13 @@ from hotconf.sources import parse_document
 from hotconf.version import BASE_FILE
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_NOT_PLAIN = (": ", " #", "\n", "\t")
+_NOT_PLAIN_START = "-?:,[]{}#&*!|>'\"%@`"
+
+try:
+    _FastLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # pragma: no cover - libyaml is missing on this machine
+    _FastLoader = yaml.SafeLoader
 _RESOLVER = yaml.resolver.Resolver()
 
 
@@ -90,12 +99,11 @@ def fold_settings(
     if not changes:
         return Fold(base, expected, [], left_out)
 
-    round_trip = _round_trip_yaml(base)
-    document = _load_round_trip(round_trip, base)
-    _fold_mapping(document, overlay, ())
-    stream = io.StringIO()
-    round_trip.dump(document, stream)
-    text = stream.getvalue().encode("utf-8")
+    # Most syncs only change values of keys the base has: edit those lines directly.
+    # Anything else, or anything the check below rejects, goes through ruamel.yaml.
+    text = _replace_scalars_in_place(base, changes)
+    if text is None or not _same(_plain_tree(text), expected):
+        text = _fold_round_trip(base, overlay)
 
     # The service reads the file with another parser: make sure it reads what we meant.
     if not _same(_plain_tree(text), expected):
@@ -105,6 +113,92 @@ def fold_settings(
             " those values by hand, then sync again",
         )
     return Fold(text, expected, changes, left_out)
+
+
+def _fold_round_trip(base: bytes, overlay: Mapping[str, Any]) -> bytes:
+    round_trip = _round_trip_yaml(base)
+    document = _load_round_trip(round_trip, base)
+    _fold_mapping(document, overlay, ())
+    stream = io.StringIO()
+    round_trip.dump(document, stream)
+    return stream.getvalue().encode("utf-8")
+
+
+def _replace_scalars_in_place(base: bytes, changes: list[Change]) -> bytes | None:
+    """Rewrite one-line scalar values in the text; None when a change is not that simple."""
+    if any(change.added or isinstance(change.before, (dict, list))
+           or isinstance(change.after, (dict, list)) for change in changes):
+        return None
+    text = base.decode("utf-8")
+    try:
+        root = yaml.compose(text, Loader=_FastLoader)
+    except yaml.YAMLError:
+        return None
+    lines = text.splitlines(keepends=True)
+    for change in changes:
+        node = _value_node(root, change.path.split("."))
+        if node is None or node.start_mark.line != node.end_mark.line:
+            return None
+        line_number = node.start_mark.line
+        line = lines[line_number]
+        start, end = node.start_mark.column, node.end_mark.column
+        rendered = _render_scalar(change.after)
+        rest = line[end:]
+        # Keep an end-of-line comment in its column when there is room for it.
+        stripped = rest.lstrip(" ")
+        if stripped.startswith("#"):
+            padding = max(1, len(rest) - len(stripped) - (len(rendered) - (end - start)))
+            rest = " " * padding + stripped
+        lines[line_number] = line[:start] + rendered + rest
+    return "".join(lines).encode("utf-8")
+
+
+def _value_node(root: Any, path: list[str]) -> Any:
+    node = root
+    for part in path:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        found = None
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == part:
+                found = value
+        if found is None:
+            return None
+        node = found
+    if not isinstance(node, yaml.ScalarNode) or node.style not in (None, "", "'", '"'):
+        return None
+    return node
+
+
+def _render_scalar(value: Any) -> str:
+    if isinstance(value, float):
+        return _yaml_float(value)
+    if isinstance(value, str) and value and not _resolves_to_non_string(value):
+        plain = value.strip() == value and not any(mark in value for mark in _NOT_PLAIN)
+        if plain and value[0] not in _NOT_PLAIN_START:
+            return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _yaml_float(value: float) -> str:
+    """A float as YAML 1.1 reads it back: ``1e-05`` would be a string there."""
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value)
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    if exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return f"{mantissa}e{exponent}"
+
+
+def _represent_float(representer: Any, value: float) -> Any:
+    return representer.represent_scalar("tag:yaml.org,2002:float", _yaml_float(value))
 
 
 def _plain_tree(text: bytes) -> dict[str, Any]:
@@ -157,6 +251,7 @@ def _round_trip_yaml(base: bytes) -> YAML:
     round_trip.width = 4096
     mapping, sequence, offset = _guess_indentation(base.decode("utf-8", "replace"))
     round_trip.indent(mapping=mapping, sequence=sequence, offset=offset)
+    round_trip.representer.add_representer(float, _represent_float)
     return round_trip
 
 

@@ -71,6 +71,22 @@ def test_an_added_key_lands_under_its_parent_in_schema_order() -> None:
     assert [change.added for change in fold.changes] == [True]
 
 
+def test_a_changed_value_keeps_its_comment_in_its_column() -> None:
+    base = b"memory:\n  vector_store:\n    path: data/chromadb        # relative\n"
+
+    fold = fold_settings(base, {"memory": {"vector_store": {"path": "data/other"}}})
+
+    assert fold.text == b"memory:\n  vector_store:\n    path: data/other           # relative\n"
+
+
+def test_floats_in_exponent_form_stay_floats() -> None:
+    base = b"a:\n  small: 0.5\n  big: 1.5\n"
+
+    fold = fold_settings(base, {"a": {"small": 1e-05, "big": [1e20], "new": 2e-7}})
+
+    assert read_back(fold.text) == {"a": {"small": 1e-05, "big": [1e20], "new": 2e-7}}
+
+
 def test_a_key_the_schema_orders_first_goes_before_its_siblings() -> None:
     base = b"ui:\n  language: en  # two letters\n  font_size: 14\n"
 
