@@ -127,10 +127,15 @@ def environment_markdown(prefix: str = envmap.DEFAULT_PREFIX) -> str:
         default = "" if leaf.default is None else f"`{json.dumps(leaf.default)}`"
         lines.append(
             f"| {f'`{short}`' if short else ''} | `{envmap.nested_name(leaf.path, prefix)}` "
-            f"| `{leaf.path}` | {leaf.type_name()} | {default} | {leaf.help} |"
+            f"| `{leaf.path}` | {_cell(leaf.type_name())} | {default} | {_cell(leaf.help)} |"
         )
     lines.append("")
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell: a bare '|' would start a new cell."""
+    return text.replace("|", "\\|")
 
 
 @click.command()
