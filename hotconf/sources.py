@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import json.decoder
 import json.scanner
+import os
+import stat
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,20 +119,32 @@ def _critical(name: str, category: Any, message: str, *, line: int | None = None
 
 def _read_bounded(path: Path, *, required: bool) -> bytes | None:
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         if not required:
             return None
         raise _Unusable(missing_file_finding(path)) from None
-    except IsADirectoryError:
-        raise _critical(path.name, "structure", f"{path} is a directory, not a file") from None
     except OSError as exc:
-        raise _critical(
-            path.name, "structure",
-            f"{path} cannot be read: {exc.strerror}; check its permissions",
-        ) from None
-    return raw
+        raise _unreadable(path, exc) from None
+
+    with os.fdopen(descriptor, "rb") as handle:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise _critical(path.name, "structure", f"{path} is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise _critical(path.name, "structure",
+                            f"{path} is not a regular file (a FIFO or a device?): "
+                            "replace it with the configuration file")
+        try:
+            return handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: OSError) -> _Unusable:
+    return _critical(path.name, "structure",
+                     f"{path} cannot be read: {exc.strerror}; check its permissions")
 
 
 def _decode(name: str, raw: bytes) -> str:

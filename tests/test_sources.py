@@ -299,6 +299,20 @@ def test_unreadable_file_is_one_critical(tmp_path: Path) -> None:
     assert os.strerror(40) in finding.message  # ELOOP: too many levels of symbolic links
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_special_file_is_one_critical_and_no_hang(tmp_path: Path, kind: str) -> None:
+    # Opening a FIFO that no one writes to would block forever.
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "config.yaml")
+    else:
+        (tmp_path / "config.yaml").symlink_to("/dev/zero")
+
+    finding = only_finding(load_snapshot(tmp_path, {}))
+
+    assert finding.level is Level.CRITICAL
+    assert "is not a regular file" in finding.message
+
+
 def test_unreadable_settings_json_is_one_critical_and_the_base_still_counts(
         tmp_path: Path) -> None:
     write_config_dir(tmp_path)
