@@ -128,14 +128,15 @@ def _read_bounded(path: Path, *, required: bool) -> bytes | None:
     except OSError as exc:
         raise _unreadable(path, exc) from None
 
-    with os.fdopen(descriptor, "rb") as handle:
-        mode = os.fstat(descriptor).st_mode
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
         if stat.S_ISDIR(mode):
             raise _critical(path.name, "structure", f"{path} is a directory, not a file")
-        if not stat.S_ISREG(mode):
-            raise _critical(path.name, "structure",
-                            f"{path} is not a regular file (a FIFO or a device?): "
-                            "replace it with the configuration file")
+        raise _critical(path.name, "structure",
+                        f"{path} is not a regular file (a FIFO or a device?): "
+                        "replace it with the configuration file")
+    with os.fdopen(descriptor, "rb") as handle:
         try:
             return handle.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
