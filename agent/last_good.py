@@ -33,7 +33,8 @@ def save_last_good(config_dir: Path, files: Mapping[str, bytes]) -> None:
     Raises ``FileWriteError`` when the disk refuses.
     """
     directory = last_good_dir(config_dir)
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.parent.mkdir(exist_ok=True)
+    directory.mkdir(mode=0o700, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         (directory / VERSION_FILE).unlink()
     for name in MANAGED_FILES:

@@ -96,7 +96,8 @@ class StatusFile:
         }
         data = json.dumps(body, indent=2, sort_keys=True).encode("utf-8") + b"\n"
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Never create the config directory itself: if it is gone, so is the status.
+            self.path.parent.mkdir(exist_ok=True)
             atomic_write(self.path, data, mode=0o644)
         except (OSError, HotconfError) as exc:
             logger.error("cannot write status: path=%s error=%s", self.path, exc)

@@ -15,11 +15,11 @@ import logging
 import os
 import resource
 import shutil
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from coarse_fs import coarse_filesystem
 from editor_saves import (
     atomic_replace,
     overwrite_same_size,
@@ -373,6 +373,12 @@ def no_new_file_descriptors() -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+@pytest.fixture
+def coarse_dir(tmp_path: Path) -> Iterator[Path]:
+    with coarse_filesystem(tmp_path) as directory:
+        yield directory
+
+
 class TestPollingFingerprint:
     def test_same_size_writes_within_one_timestamp_tick(self, coarse_dir: Path) -> None:
         target = coarse_dir / "config.yaml"
@@ -391,29 +397,3 @@ class TestPollingFingerprint:
             pytest.skip("the second landed in the next second; the case did not arise")
         assert watcher.scan() == {"config.yaml"}
         assert watcher.scan() == frozenset()
-
-
-@pytest.fixture
-def coarse_dir(tmp_path: Path) -> Iterator[Path]:
-    """A loop-mounted ext2 with 128-byte inodes: timestamps in whole seconds.
-
-    Today's local filesystems give a write after a stat a fresh fine-grained
-    timestamp, so the same-tick case only arises on coarse ones like this (or FAT,
-    NFS, older kernels).
-    """
-    image, mount_point = tmp_path / "ext2.img", tmp_path / "coarse"
-    mount_point.mkdir()
-    with open(image, "wb") as handle:
-        handle.truncate(8 * 1024 * 1024)
-    made = subprocess.run(
-        ["mkfs.ext2", "-q", "-F", "-I", "128", str(image)], capture_output=True, check=False
-    )
-    mounted = made.returncode == 0 and subprocess.run(
-        ["mount", "-o", "loop", str(image), str(mount_point)], capture_output=True, check=False
-    ).returncode == 0
-    if not mounted:
-        pytest.skip("needs mkfs.ext2 and the right to loop-mount an image (root)")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
