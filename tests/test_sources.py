@@ -85,6 +85,21 @@ def test_yaml_merge_key_fills_in_what_the_mapping_does_not_set() -> None:
     assert document.duplicates == [], "overriding a merged key is not a duplicate"
 
 
+def test_yaml_merge_key_rules() -> None:
+    document = parsed("config.yaml", "a: &a {host: a, port: 1}\nb: &b {host: b, db: 2}\n"
+                                     "own_first:\n  port: 9\n  <<: *a\n"
+                                     "several:\n  <<: [*a, *b]\n")
+
+    assert document.tree["own_first"] == {"port": 9, "host": "a"}
+    assert document.tree["several"] == {"host": "a", "port": 1, "db": 2}
+
+
+def test_yaml_merge_of_a_scalar_is_one_critical() -> None:
+    finding = refused("config.yaml", "a: 1\nb:\n  <<: 5\n")
+
+    assert "merge" in finding.message
+
+
 # --- duplicate keys --------------------------------------------------------------------
 
 
