@@ -34,7 +34,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from controller.api_body_limit import DEFAULT_LIMIT_BYTES, BodyLimitMiddleware
 from controller.api_errors import ApiError, install_error_handlers
 from controller.api_fleet import fleet_status_body
-from controller.api_models import FleetStatusBody, Health, ValidationBody, error_responses
+from controller.api_models import (
+    FleetStatusBody,
+    Health,
+    SyncBody,
+    SyncStatusBody,
+    ValidationBody,
+    error_responses,
+)
+from controller.api_sync import sync_status_body, sync_to_base_body
 from controller.api_token import ApiToken
 from controller.rate_limit import DEFAULT_INTERVAL_S, DEFAULT_MAX_CLIENTS, SyncRateLimiter
 from hotconf.secrets import mask_tree
@@ -87,6 +95,26 @@ def create_app(settings: ApiSettings) -> FastAPI:
         body["config_dir"] = str(settings.config_dir)
         body["version"] = snapshot.version
         return body
+
+    @app.post("/api/settings/sync-to-base", response_model=SyncBody, tags=["settings"],
+              dependencies=[authorized],
+              responses=error_responses(401, 409, 413, 423, 429, 500, 503))
+    async def sync_to_base(request: Request) -> dict[str, Any]:
+        """Fold settings.json into config.yaml as the new base, after a backup.
+
+        Comments and key order of config.yaml stay; environment variables are never
+        folded in. One sync per minute per client.
+        """
+        client = request.client.host if request.client else "unknown"
+        return await sync_to_base_body(
+            settings.config_dir, client, limiter, settings.lock_timeout_s
+        )
+
+    @app.get("/api/settings/sync-status", response_model=SyncStatusBody, tags=["settings"],
+             dependencies=[authorized], responses=error_responses(401, 413, 500, 503))
+    async def sync_status() -> dict[str, Any]:
+        """Whether a sync can run, how many keys it changes, when the last one was."""
+        return await sync_status_body(settings.config_dir)
 
     @app.get("/api/fleet/status", response_model=FleetStatusBody, tags=["fleet"],
              dependencies=[authorized], responses=error_responses(401, 413, 500, 503))

@@ -52,6 +52,70 @@ class ValidationBody(_Open):
     version: str = Field(description="Content version of the managed files (12 hex digits).")
 
 
+class ReportBody(_Open):
+    """A validation report: the findings of one run and their summary."""
+
+    status: Literal["healthy", "unhealthy"]
+    timestamp: str
+    summary: Summary
+    issues: list[FindingBody]
+
+
+class ChangeBody(_Open):
+    path: str = Field(description="Dotted path of the key settings.json changes.")
+    before: Any = Field(None, description="The base's value (masked when secret).")
+    after: Any = Field(None, description="The new value (masked when secret).")
+    added: bool = Field(description="True when the key was not in config.yaml.")
+
+
+class GenerationBody(_Open):
+    id: str
+    time: str
+    version: str
+    reason: str | None = None
+    size: int
+    files: list[dict[str, Any]]
+
+
+class SyncBody(_Open):
+    """The body of ``hotconf sync --json``, with the validation summary on top."""
+
+    status: Literal["synced", "nothing_to_sync", "unchanged"] = Field(
+        description="`synced`: config.yaml rewritten; otherwise nothing was written."
+    )
+    message: str
+    config_dir: str
+    version_before: str
+    version_after: str
+    changes: list[ChangeBody]
+    kept_in_settings: list[str] = Field(
+        description="Sections that never go into the base and stay in settings.json."
+    )
+    diff: str = Field(description="Unified diff of config.yaml, secrets masked.")
+    validation: ReportBody
+    validation_summary: Summary
+    backup: GenerationBody | None = Field(
+        None, description="The backup generation taken before writing, when synced."
+    )
+    finished_at: str | None = None
+
+
+class SyncStatusBody(_Open):
+    """The body of ``hotconf sync-status --json``."""
+
+    config_dir: str
+    version: str
+    settings_file_exists: bool
+    can_sync: bool
+    status: str = Field(description="ready, nothing_to_sync, unchanged or refused.")
+    message: str
+    changes: int = Field(description="How many keys a sync would change in config.yaml.")
+    validation_summary: Summary
+    backup_exists: bool
+    backups: int
+    last_sync: str | None = Field(None, description="When the last sync finished (ISO 8601).")
+
+
 class ErrorBody(_Open):
     error: str = Field(description="A stable code: unauthorized, too_large, rate_limited, ...")
     message: str = Field(description="What went wrong and what to do about it.")
