@@ -98,6 +98,12 @@ def rollback(
     (status ``refused``) and nothing changes.
     """
     require_config_dir(config_dir)
+    if expected_version is None:
+        # A refusal or "already there" writes nothing and needs no lock.
+        first_look = plan_rollback(config_dir, generation)
+        if first_look.status != "ready":
+            return first_look
+
     store = BackupStore(config_dir, keep=keep)
     with FileLock(config_dir / BASE_FILE, timeout=lock_timeout, purpose="rollback"):
         current = _read_current(config_dir)

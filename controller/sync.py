@@ -14,9 +14,10 @@ One sync, under the config lock:
 
 ``plan_sync`` does steps 1-3 without the lock and without writing: it serves
 ``--dry-run``, ``sync-status`` and the question asked on a terminal. ``sync_to_base``
-does it all under the lock; given the version the plan saw, it refuses when the files
-changed in between, so what was shown is what gets written. The CLI and the HTTP API
-both call these and render the ``SyncResult``.
+does it all under the lock (an outcome that writes nothing, such as "no settings.json"
+or a refusal, is answered without it); given the version the plan saw, it refuses
+when the files changed in between, so what was shown is what gets written. The CLI
+and the HTTP API both call these and render the ``SyncResult``.
 """
 
 from __future__ import annotations
@@ -120,6 +121,12 @@ def sync_to_base(
     files are then as they were, or as the message says.
     """
     require_config_dir(config_dir)
+    if expected_version is None:
+        # An answer that writes nothing needs no lock: no waiting, no lock file created.
+        first_look = plan_sync(config_dir)
+        if first_look.status != "ready":
+            return first_look
+
     store = BackupStore(config_dir, keep=keep)
     with FileLock(config_dir / BASE_FILE, timeout=lock_timeout, purpose="sync"):
         files = _read_files(config_dir)

@@ -114,8 +114,7 @@ def test_a_critical_result_is_refused_and_nothing_changes(config_dir: Path) -> N
     assert result.status == "refused"
     assert result.exit_code == 3
     assert any("'ui' must be a mapping" in finding.message for finding in result.report)
-    assert snapshot_of_dir(config_dir) == {
-        **before, "config.yaml.lock": snapshot_of_dir(config_dir)["config.yaml.lock"]}
+    assert snapshot_of_dir(config_dir) == before
 
 
 def test_a_settings_file_that_does_not_parse_is_refused(config_dir: Path) -> None:
@@ -139,9 +138,7 @@ def test_no_settings_file_means_nothing_to_sync(config_dir: Path) -> None:
 
     assert result.status == "nothing_to_sync" and result.exit_code == 0
     assert "nothing to sync" in result.message
-    after = snapshot_of_dir(config_dir)
-    after.pop("config.yaml.lock")
-    assert after == before
+    assert snapshot_of_dir(config_dir) == before
 
 
 def test_settings_that_change_nothing_write_nothing(config_dir: Path) -> None:
@@ -152,7 +149,7 @@ def test_settings_that_change_nothing_write_nothing(config_dir: Path) -> None:
 
     assert result.status == "unchanged" and result.exit_code == 0
     assert read_managed_files(config_dir) == before
-    assert not (config_dir / ".hotconf").exists()
+    assert sorted(os.listdir(config_dir)) == ["config.yaml", "data", "logs", "settings.json"]
 
 
 def test_a_plan_writes_nothing(config_dir: Path) -> None:

@@ -26,6 +26,9 @@ def test_concurrent_sync_rollback_and_edits_serialize(tmp_path: Path) -> None:
     config_dir = tmp_path / "autobot"
     shutil.copytree(EXAMPLE, config_dir)
     log = tmp_path / "operations.jsonl"
+    # One earlier generation, so rollbacks have somewhere to go from the first moment.
+    BackupStore(config_dir).take(reason="initial")
+    (config_dir / "settings.json").write_text('{"ui": {"theme": "light"}}\n')
     initial = directory_version(config_dir)
 
     workers = [
