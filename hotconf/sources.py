@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from hotconf.findings import Finding, Level
+from hotconf.secrets import is_secret_path
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 200_000
@@ -280,7 +281,7 @@ class _YamlBuilder:
             self.building.add(anchor)
 
         if isinstance(event, yaml.ScalarEvent):
-            value = self._scalar(event)
+            value = self._scalar(event, path)
             size = 1
         elif isinstance(event, yaml.SequenceStartEvent):
             items: list[Any] = []
@@ -303,7 +304,7 @@ class _YamlBuilder:
             self.anchors[anchor] = (value, size)
         return value, size
 
-    def _scalar(self, event: Any) -> Any:
+    def _scalar(self, event: Any, path: KeyPath) -> Any:
         tag = event.tag
         if tag is None or tag == "!":
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
@@ -316,6 +317,11 @@ class _YamlBuilder:
             # Explicit tags such as `!!int five` or `!!python/name` end up here.
             line = event.start_mark.line + 1
             problem = getattr(exc, "problem", None) or str(exc)
+            if is_secret_path(".".join(path)):
+                # The text and the constructor's complaint would both quote the secret.
+                raise _critical(self.name, "syntax",
+                                f"the value of {'.'.join(path)} at line {line} cannot be read "
+                                f"as {tag}: check its tag", line=line) from None
             raise _critical(self.name, "syntax",
                             f"{event.value!r} at line {line} cannot be read as {tag}: {problem}",
                             line=line) from None

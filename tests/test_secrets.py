@@ -19,8 +19,10 @@ from foundation_helpers import MINIMAL_CONFIG, clean_environment, write_config_d
 
 from controller.cli import main
 from hotconf import Config
+from hotconf.findings import Finding, Level
 from hotconf.secrets import MASK, is_secret_key, is_secret_path, mask_text, mask_tree, mask_value
 from hotconf.snapshot import load_snapshot
+from hotconf.sources import parse_document
 
 
 @pytest.mark.parametrize("key", [
@@ -125,6 +127,17 @@ def test_findings_about_secrets_show_no_secret(secret_dir: Path) -> None:
     assert_no_secret(json.dumps(snapshot.report.to_dict()))
     assert_no_secret("\n".join(str(finding) for finding in snapshot.report))
     assert snapshot.get("memory.redis.password") == "env-redis-pw-8"
+
+
+@pytest.mark.parametrize("text", ["!!int file-redis-pw-1", "2001-13-45"])
+def test_unreadable_secret_value_is_not_quoted(text: str) -> None:
+    finding = parse_document("config.yaml",
+                             f"memory:\n  redis:\n    password: {text}\n".encode())
+
+    assert isinstance(finding, Finding)
+    assert finding.level is Level.CRITICAL
+    assert "memory.redis.password at line 3" in finding.message
+    assert text.split()[-1] not in str(finding)
 
 
 @pytest.mark.parametrize("args", [
