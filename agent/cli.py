@@ -98,7 +98,6 @@ def run(agent_config: Path | None, **flags: Any) -> None:
     try:
         asyncio.run(Agent(settings).run())
     except HotconfError as exc:
-        logging.getLogger(__name__).error("%s", exc)
         _fail(exc)
 
 

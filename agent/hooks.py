@@ -203,8 +203,8 @@ async def run_hooks(
 ) -> list[HookResult]:
     """Run every hook in order (one failing does not skip the others).
 
-    ``redact`` scrubs secret values out of what a hook printed before it is logged
-    or reported.
+    ``redact`` scrubs secret values out of a hook's command line and what it printed
+    before they are logged or reported.
     """
     environ = {
         **os.environ,
@@ -215,11 +215,11 @@ async def run_hooks(
     results = []
     for hook in hooks:
         result = await hook.run(environ)
-        if result.stderr_tail or result.error:
-            result = HookResult(
-                result.hook, result.ok, result.exit_code, redact(result.stderr_tail),
-                result.timed_out, redact(result.error), result.duration_ms,
-            )
+        # A command line may carry a token as much as its output may print one.
+        result = HookResult(
+            redact(result.hook), result.ok, result.exit_code, redact(result.stderr_tail),
+            result.timed_out, redact(result.error), result.duration_ms,
+        )
         if result.ok:
             logger.info("hook ok: hook=%r duration_ms=%.1f", result.hook, result.duration_ms)
         else:
