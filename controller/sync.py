@@ -278,7 +278,7 @@ def _retire_settings(
     """
     settings = config_dir / SETTINGS_FILE
     aside = temp_path_for(store.directory / SETTINGS_FILE)
-    mode = settings.stat().st_mode & 0o777
+    status = settings.stat()
     try:
         os.rename(settings, aside)
     except OSError as exc:
@@ -302,9 +302,23 @@ def _retire_settings(
             return kept
     os.unlink(aside)
     if replacement is not None:
-        atomic_write(settings, replacement, mode=mode)
+        atomic_write(settings, replacement, mode=status.st_mode & 0o777)
+        _give_back_owner(settings, status)
     fsync_directory(config_dir)
     return None
+
+
+def _give_back_owner(path: Path, previous: os.stat_result) -> None:
+    # The file is new, so it belongs to whoever runs the sync; the GUI's user must
+    # still be able to write it.
+    current = path.stat()
+    if (current.st_uid, current.st_gid) == (previous.st_uid, previous.st_gid):
+        return
+    try:
+        os.chown(path, previous.st_uid, previous.st_gid)
+    except OSError as exc:
+        logger.warning("owner of settings.json not kept path=%s uid=%d error=%s",
+                       path, previous.st_uid, exc.strerror)
 
 
 def _settings_bytes(sections: dict[str, Any]) -> bytes:

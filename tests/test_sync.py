@@ -64,6 +64,18 @@ def test_sync_folds_settings_keeping_the_effective_configuration(config_dir: Pat
     assert BackupStore(config_dir).read(result.generation) == original
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root")
+def test_the_settings_file_left_behind_keeps_its_owner_and_mode(config_dir: Path) -> None:
+    settings = config_dir / "settings.json"
+    os.chown(settings, 4321, 4321)
+    settings.chmod(0o664)
+
+    sync_to_base(config_dir)
+
+    status = settings.stat()
+    assert (status.st_uid, status.st_gid, status.st_mode & 0o777) == (4321, 4321, 0o664)
+
+
 def test_settings_without_kept_sections_move_into_the_backups(config_dir: Path) -> None:
     write_settings(config_dir, {"ui": {"theme": "light"}})
     settings = (config_dir / "settings.json").read_bytes()
