@@ -27,6 +27,7 @@ from controller.api_token import (
     require_explicit_token_beyond_loopback,
 )
 from controller.errors import ControllerError
+from controller.inventory_command import inventory_option
 from controller.options import config_dir_option
 
 logger = logging.getLogger(__name__)
@@ -46,21 +47,31 @@ GRACEFUL_STOP_S = 10
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=f"File holding the bearer token, mode 0600. Else ${TOKEN_ENV}, else "
                    "CONFIG_DIR/.hotconf/api-token, created on first start.")
+@inventory_option
 @click.option("--lock-timeout", type=click.FloatRange(0, 300), default=5.0, show_default=True,
               help="Seconds a sync waits for the configuration lock before answering 423.")
 def serve(
-    config_dir: Path, host: str, port: int, token_file: Path | None, lock_timeout: float
+    config_dir: Path,
+    host: str,
+    port: int,
+    token_file: Path | None,
+    inventory_path: Path | None,
+    lock_timeout: float,
 ) -> None:
     """Serve the HTTP API the GUI calls (OpenAPI at /openapi.json).
 
-    Every route but /healthz needs `Authorization: Bearer <token>`. Runs until SIGINT or
-    SIGTERM. Exit 2 when the token or the address is refused.
+    Every route but /healthz needs `Authorization: Bearer <token>`. The inventory serves
+    GET /api/fleet/status and is read on each call. Runs until SIGINT or SIGTERM. Exit 2
+    when the token or the address is refused.
     """
     _log_at_info_at_least()
     token = load_api_token(token_file, config_dir)
     require_explicit_token_beyond_loopback(token, host)
 
-    settings = ApiSettings(config_dir=config_dir, token=token, lock_timeout_s=lock_timeout)
+    settings = ApiSettings(
+        config_dir=config_dir, token=token, lock_timeout_s=lock_timeout,
+        inventory_path=inventory_path,
+    )
     app = create_app(settings)
     listener = _listen(host, port)
     bound_host, bound_port = listener.getsockname()[:2]

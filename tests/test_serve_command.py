@@ -124,3 +124,22 @@ def test_busy_port_is_one_clear_line(
         assert process.wait_exit() == 1
     assert f"cannot listen on 127.0.0.1:{port}" in process.text()
     assert "Traceback" not in process.text()
+
+
+def test_inventory_option_serves_the_fleet_status(
+    tmp_path: Path, config_dir: Path, environment: dict[str, str], started: list[ServeProcess]
+) -> None:
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text(
+        f"all:\n  hosts:\n    main: {{connection: local, config_dir: {config_dir}}}\n"
+    )
+    environment["HOTCONF_API_TOKEN"] = TOKEN
+    process = serve(started, ["--port", "0", "--config-dir", str(config_dir),
+                              "-i", str(inventory)], environment)
+    url = process.wait_for_line(r"api listening url=(\S+)").group(1)
+
+    answer = httpx.get(f"{url}/api/fleet/status", headers={"Authorization": f"Bearer {TOKEN}"},
+                       timeout=30)
+
+    assert answer.status_code == 200
+    assert [row["host"] for row in answer.json()["hosts"]] == ["main"]
