@@ -121,6 +121,7 @@ def sync_to_base(
     files are then as they were, or as the message says.
     """
     require_config_dir(config_dir)
+    first_look: SyncResult | None = None
     if expected_version is None:
         # An answer that writes nothing needs no lock: no waiting, no lock file created.
         first_look = plan_sync(config_dir)
@@ -130,14 +131,19 @@ def sync_to_base(
     store = BackupStore(config_dir, keep=keep)
     with FileLock(config_dir / BASE_FILE, timeout=lock_timeout, purpose="sync"):
         files = _read_files(config_dir)
-        plan = _plan(config_dir, files)
-        if expected_version is not None and plan.version_before != expected_version:
+        version = content_version(files)
+        if expected_version is not None and version != expected_version:
             msg = (
                 f"{config_dir}: the files changed since the sync was shown (version"
-                f" {expected_version}, now {plan.version_before}); nothing was written."
+                f" {expected_version}, now {version}); nothing was written."
                 " Run hotconf sync again to see the new diff"
             )
             raise StalePlan(msg)
+        # A plan depends only on the bytes it read: the same version, the same plan.
+        if first_look is not None and first_look.version_before == version:
+            plan = first_look
+        else:
+            plan = _plan(config_dir, files)
         if plan.status != "ready":
             return plan
         _apply(config_dir, files, plan, store)
