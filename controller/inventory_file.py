@@ -135,13 +135,13 @@ class _NodeReader:
             if name != ALL:
                 all_group.children.setdefault(name, key_node.start_mark.line + 1)
 
-    def _read_group(self, name: str, key_node: yaml.Node, node: yaml.Node) -> None:
-        group = self._group(name, key_node)
+    def _read_group(self, name: str, name_node: yaml.Node, node: yaml.Node) -> None:
+        group = self._group(name, name_node)
         if _is_null(node):
             return
 
         with self._entered(node):
-            for key, key_node_, value in self._mapping(node, f"group {name!r}"):
+            for key, key_node, value in self._mapping(node, f"group {name!r}"):
                 if key == "hosts":
                     self._read_hosts(group, value)
                 elif key == "vars":
@@ -149,7 +149,7 @@ class _NodeReader:
                 elif key == "children":
                     self._read_children(group, value)
                 else:
-                    raise self.error(key_node_, _unknown_key(key, f"group {name!r}"))
+                    raise self.error(key_node, _unknown_key(key, f"group {name!r}"))
 
     def _read_hosts(self, group: RawGroup, node: yaml.Node) -> None:
         if _is_null(node):
