@@ -25,9 +25,11 @@ from controller.reports import ReportCollector
 from controller.rollout import Share, failures_allowed, plan_batches
 from controller.targets import HostTarget, LocalTarget
 from hotconf.bus import RELOAD_CHANNEL, ReloadMessage, encode_reload
+from hotconf.errors import FileWriteError
 from hotconf.findings import Level, Report
+from hotconf.locking import FileLock
 from hotconf.snapshot import Snapshot, load_snapshot
-from hotconf.version import content_version
+from hotconf.version import BASE_FILE, content_version
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +136,7 @@ def validate_for_push(config_dir: Path, *, force: bool) -> Snapshot:
     Raises LocalConfigRefused on a CRITICAL finding (with ``force``: only on a file
     that does not parse or cannot be read at all).
     """
-    snapshot = load_snapshot(config_dir, environ={})
+    snapshot = _read_consistent(config_dir)
     critical = snapshot.report.at(Level.CRITICAL)
     unparsable = [finding for finding in critical
                   if finding.category == "syntax" or finding.path == ""]
@@ -148,6 +150,21 @@ def validate_for_push(config_dir: Path, *, force: bool) -> Snapshot:
             snapshot.report,
         )
     return snapshot
+
+
+def _read_consistent(config_dir: Path) -> Snapshot:
+    """Read both files under the sync lock, so a sync in progress is never half-pushed."""
+    lock = FileLock(config_dir / BASE_FILE, timeout=10.0, purpose="hotconf push reads")
+    try:
+        lock.acquire()
+    except FileWriteError as exc:
+        # A directory this user cannot write (or that is missing) cannot be synced
+        # into either; read it as it is, and let validation say what is wrong.
+        logger.debug("reading without the sync lock reason=%s", exc)
+    try:
+        return load_snapshot(config_dir, environ={})
+    finally:
+        lock.release()
 
 
 def default_origin() -> str:
