@@ -116,7 +116,8 @@ def _seed(layout: FleetLayout) -> None:
     """Yesterday's fleet: every machine runs the example, the VMs without today's GUI edits."""
     for name in layout.hosts:
         target = layout.config_dir(name)
-        target.mkdir(parents=True, exist_ok=True)
+        for service_dir in ("data", "logs"):
+            (target / service_dir).mkdir(parents=True, exist_ok=True)
         shutil.copy(EXAMPLE / "config.yaml", target / "config.yaml")
     shutil.copy(EXAMPLE / "settings.json", layout.config_dir(MAIN_HOST) / "settings.json")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from controller.diffs import masked_diff
-from controller.errors import ControllerError
+from controller.errors import ControllerError, HostUnreachable
 from controller.inventory import Host
 from controller.reports import ReportCollector
 from controller.rollout import Share, failures_allowed, plan_batches
@@ -127,7 +127,8 @@ class PushResult:
         }
 
 
-ProgressCallback = Callable[[str, str], None]
+# (host, phase, result): the result comes with the host's last phase only.
+ProgressCallback = Callable[[str, str, "HostResult | None"], None]
 
 
 def validate_for_push(config_dir: Path, *, force: bool) -> Snapshot:
@@ -180,7 +181,7 @@ class PushRun:
                  ) -> None:
         self.hosts = list(hosts)
         self.options = options
-        self.progress = progress or (lambda _host, _phase: None)
+        self.progress = progress or (lambda _host, _phase, _result: None)
         self.target_factory = target_factory or make_target
         self.targets: dict[str, HostTarget] = {}
         self.redis: Any | None = None
@@ -250,14 +251,14 @@ class PushRun:
         if changed and self.options.wait and not self.options.check:
             await self._publish(version, files)
             for name in changed:
-                self.progress(name, "waiting for the agent")
+                self.progress(name, "waiting for the agent", None)
             reports = await collector.wait(changed, version, since, self.options.timeout)
             for name in changed:
                 self._settle(outcomes[name], reports.get(name), version)
 
         ordered = [outcomes[host.name] for host in batch if host.name in outcomes]
         for result in ordered:
-            self.progress(result.name, result.outcome)
+            self.progress(result.name, result.outcome, result)
         return ordered
 
     async def _land_files(self, host: Host, files: dict[str, bytes],
@@ -266,7 +267,7 @@ class PushRun:
         started = time.perf_counter()
         result = HostResult(host.name, "failed")
         try:
-            self.progress(host.name, "connecting")
+            self.progress(host.name, "connecting", None)
             target = self.targets.get(host.name)
             if target is None:
                 target = self.target_factory(host, self.options)
@@ -285,7 +286,7 @@ class PushRun:
                 result.reason = f"would change {result.before} -> {version}"
                 return result, None
 
-            self.progress(host.name, "uploading")
+            self.progress(host.name, "uploading", None)
             await target.write_files(files)
             result.after = version
             result.outcome = "applied" if not self.options.wait else "changed"
@@ -293,7 +294,7 @@ class PushRun:
                 result.reason = "files written; not waiting for the agent (--no-wait)"
             return result, target
         except ControllerError as exc:
-            result.outcome = "unreachable" if getattr(exc, "unreachable", False) else "failed"
+            result.outcome = "unreachable" if isinstance(exc, HostUnreachable) else "failed"
             result.reason = str(exc)
             return result, None
         except Exception as exc:  # one broken host must not end the whole run

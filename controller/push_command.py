@@ -18,7 +18,14 @@ import click
 from controller.fleet_options import fleet_bus_settings
 from controller.inventory_command import inventory_option, limit_option, open_inventory
 from controller.options import config_dir_option, json_option
-from controller.push import LocalConfigRefused, ProgressCallback, PushOptions, PushResult, PushRun
+from controller.push import (
+    HostResult,
+    LocalConfigRefused,
+    ProgressCallback,
+    PushOptions,
+    PushResult,
+    PushRun,
+)
 from controller.render import report_text
 from controller.rollout import Share, ShareType
 
@@ -83,20 +90,22 @@ def push(inventory_path: Path | None, limit: str | None, config_dir: Path, check
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        click.echo(result_text(result, check=check))
+        click.echo(result_text(result, check=check, with_hosts=live))
     sys.exit(0 if result.succeeded else EXIT_FAILED_HOSTS)
 
 
-def result_text(result: PushResult, *, check: bool) -> str:
-    """Per-host lines, diffs, who was left untouched, and the recap."""
-    lines = []
-    for host in result.results:
-        version = f" {host.before or '-'} -> {host.after or '-'}" if host.after != host.before \
-            else f" {host.after}"
-        reason = f": {host.reason}" if host.reason else ""
-        lines.append(f"{host.name:<16} {host.outcome:<12}{version} ({host.seconds:.2f}s){reason}")
-        if host.diff:
-            lines.append(host.diff.rstrip("\n"))
+def host_line(host: HostResult) -> str:
+    """One host's result, with its diff below it when one was asked for."""
+    version = f"{host.before or '-'} -> {host.after or '-'}" if host.after != host.before \
+        else f"{host.after}"
+    reason = f": {host.reason}" if host.reason else ""
+    line = f"{host.name:<16} {host.outcome:<12} {version} ({host.seconds:.2f}s){reason}"
+    return f"{line}\n{host.diff.rstrip()}" if host.diff else line
+
+
+def result_text(result: PushResult, *, check: bool, with_hosts: bool = True) -> str:
+    """Per-host lines (unless already printed), who was left untouched, and the recap."""
+    lines = [host_line(host) for host in result.results] if with_hosts else []
     if result.untouched:
         lines.append(f"stopped: {result.stopped_because}; not started: "
                      f"{', '.join(result.untouched)}")
@@ -111,12 +120,11 @@ def result_text(result: PushResult, *, check: bool) -> str:
 
 @contextmanager
 def _progress_display(live: bool, hosts: list[str], quiet: bool) -> Iterator[ProgressCallback]:
-    """A rich live table on a terminal; otherwise a line per finished host on stderr."""
+    """A rich live table on a terminal; otherwise each host's line as it finishes."""
     if not live:
-        def plain(host: str, phase: str) -> None:
-            if not quiet and phase in {"ok", "applied", "changed", "rejected", "hook_failed",
-                                       "stale", "unreachable", "failed"}:
-                click.echo(f"{host}: {phase}", err=True)
+        def plain(_host: str, _phase: str, result: HostResult | None) -> None:
+            if result is not None and not quiet:
+                click.echo(host_line(result))
         yield plain
         return
 
@@ -134,7 +142,7 @@ def _progress_display(live: bool, hosts: list[str], quiet: bool) -> Iterator[Pro
         return grid
 
     with Live(table(), refresh_per_second=10, transient=True) as display:
-        def update(host: str, phase: str) -> None:
+        def update(host: str, phase: str, _result: HostResult | None) -> None:
             phases[host] = phase
             display.update(table())
         yield update
