@@ -137,12 +137,15 @@ class BusLink:
         client = Redis.from_url(self.url, socket_connect_timeout=CONNECT_TIMEOUT)
         pubsub = client.pubsub()
         try:
-            async with asyncio.timeout(COMMAND_TIMEOUT):
-                await client.ping()
-                channels = [self._check_channel]
-                if self._on_reload is not None:
-                    channels.append(RELOAD_CHANNEL)
-                await pubsub.subscribe(*channels)
+            channels = [self._check_channel]
+            if self._on_reload is not None:
+                channels.append(RELOAD_CHANNEL)
+            try:
+                async with asyncio.timeout(COMMAND_TIMEOUT):
+                    await client.ping()
+                    await pubsub.subscribe(*channels)
+            except TimeoutError:
+                raise LinkLost(f"no answer to PING within {COMMAND_TIMEOUT:g} s") from None
             self._came_back()
 
             async with asyncio.TaskGroup() as tasks:
@@ -208,16 +211,21 @@ class BusLink:
             self._outbox_ready.clear()
             while self._outbox:
                 report = self._outbox[0]
-                async with asyncio.timeout(COMMAND_TIMEOUT):
-                    pipe = client.pipeline(transaction=False)
-                    pipe.xadd(
-                        REPORTS_STREAM,
-                        report_stream_fields(report, self._key),  # type: ignore[arg-type]
-                        maxlen=REPORTS_STREAM_MAXLEN,
-                        approximate=True,
-                    )
-                    pipe.hset(STATUS_HASH, report.host, encode_report(report, self._key))
-                    await pipe.execute()
+                pipe = client.pipeline(transaction=False)
+                pipe.xadd(
+                    REPORTS_STREAM,
+                    report_stream_fields(report, self._key),  # type: ignore[arg-type]
+                    maxlen=REPORTS_STREAM_MAXLEN,
+                    approximate=True,
+                )
+                pipe.hset(STATUS_HASH, report.host, encode_report(report, self._key))
+                try:
+                    async with asyncio.timeout(COMMAND_TIMEOUT):
+                        await pipe.execute()
+                except TimeoutError:
+                    raise LinkLost(
+                        f"report not acknowledged within {COMMAND_TIMEOUT:g} s"
+                    ) from None
                 self._outbox.popleft()
 
     async def _check(self, client: Redis) -> None:

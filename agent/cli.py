@@ -20,6 +20,7 @@ from agent.daemon import Agent
 from agent.debounce import DEFAULT_MAX_WAIT, DEFAULT_QUIET
 from agent.settings import (
     DEFAULT_HOOK_TIMEOUT,
+    DEFAULT_REDIS_CHECK_INTERVAL,
     DEFAULT_STALE_AFTER,
     HOST_ID_VARIABLE,
     load_settings,
@@ -78,6 +79,9 @@ def main() -> None:
 @click.option("--stale-after", type=float, metavar="SECONDS",
               help="Report an announced version stale if its files never come "
                    f"[default: {DEFAULT_STALE_AFTER:g}].")
+@click.option("--redis-check-interval", type=float, metavar="SECONDS",
+              help="Seconds between round trips that prove the subscription alive "
+                   f"[default: {DEFAULT_REDIS_CHECK_INTERVAL:g}].")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
               help="[default: INFO]")
 def run(agent_config: Path | None, **flags: Any) -> None:

@@ -105,6 +105,7 @@ class Agent:
                 self._link = BusLink(
                     settings.redis, host_id=settings.host_id, key=key,
                     on_reload=self._on_reload_message if settings.auto_reload else None,
+                    check_interval=settings.redis_check_interval,
                 )
                 self._refresh_status_context()
             try:

@@ -39,6 +39,7 @@ HOST_ID_VARIABLE = "VM_HOSTNAME"
 
 DEFAULT_HOOK_TIMEOUT = 30.0
 DEFAULT_STALE_AFTER = 10.0
+DEFAULT_REDIS_CHECK_INTERVAL = 5.0
 RENDER_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -64,6 +65,7 @@ class AgentSettings:
     pidfile: Path | None = None
     render: Path | None = None
     stale_after: float = DEFAULT_STALE_AFTER
+    redis_check_interval: float = DEFAULT_REDIS_CHECK_INTERVAL
     log_level: str = "INFO"
     auto_reload: bool = True
     distributed_reload: bool = True
@@ -80,7 +82,7 @@ FILE_KEYS: dict[str, bool] = {
     "rescan_interval": False, "debounce": False, "debounce_max_wait": False,
     "redis": False, "bus_key_file": True, "hooks": False, "hook_timeout": False,
     "signal": False, "pidfile": True, "render": True, "stale_after": False,
-    "log_level": False,
+    "redis_check_interval": False, "log_level": False,
 }
 
 
@@ -159,7 +161,8 @@ def read_agent_config(path: Path) -> dict[str, Any]:
 
 
 def _check(key: str, value: Any, where: str) -> Any:
-    if key in ("poll_interval", "rescan_interval", "hook_timeout", "stale_after"):
+    if key in ("poll_interval", "rescan_interval", "hook_timeout", "stale_after",
+               "redis_check_interval"):
         return _seconds(value, where, minimum_exclusive=True)
     if key in ("debounce", "debounce_max_wait"):
         return _seconds(value, where, minimum_exclusive=False)

@@ -147,7 +147,7 @@ class TestStartAndStop:
         agent.wait_for_version(V1)
 
         atomic_replace(config_dir / "config.yaml", VALID_2)
-        hook_pid = wait_for_files([tmp_path], lambda: marker.exists() and marker.read_text())
+        hook_pid = wait_for_files([tmp_path], lambda: contents(marker))
         agent.send(signal.SIGTERM)
 
         assert agent.wait_exit() == 0
@@ -161,7 +161,7 @@ class TestStartAndStop:
         agent = start_agent("--debounce", "0", "--hook", hook)
         agent.wait_for_version(V1)
         atomic_replace(config_dir / "config.yaml", VALID_2)
-        hook_pid = wait_for_files([tmp_path], lambda: marker.exists() and marker.read_text())
+        hook_pid = wait_for_files([tmp_path], lambda: contents(marker))
 
         agent.send(signal.SIGTERM)
         agent.wait_for_log("stopping: signal=SIGTERM")
@@ -295,6 +295,11 @@ class TestHooksInTheAgent:
             "hotconf-agent: --render: effective.txt must end in .json, .yaml or .yml "
             "(the extension picks the format)"
         ]
+
+
+def contents(path: Path) -> str | None:
+    """The file's text once it has some, else None."""
+    return path.read_text() if path.exists() else None
 
 
 def test_hook_pid_is_gone_helper_sees_the_living() -> None:
