@@ -399,6 +399,34 @@ def test_script_strict_and_usage_errors(tmp_path: Path) -> None:
     assert "No such option" in usage.stderr
 
 
+@pytest.mark.parametrize("kind", ["symlink-loop", "directory", "fifo", "too-large",
+                                  "alias-bomb"])
+def test_script_reports_an_unusable_config_yaml_as_one_critical(tmp_path: Path,
+                                                                 kind: str) -> None:
+    directory = tmp_path / "autobot"
+    directory.mkdir()
+    target = directory / "config.yaml"
+    if kind == "symlink-loop":
+        target.symlink_to("config.yaml")
+    elif kind == "directory":
+        target.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "too-large":
+        target.write_bytes(MINIMAL_CONFIG.encode() + b"#" * (1024 * 1024))
+    else:
+        target.write_text("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+            f"{name}: &{name} [{', '.join([f'*{previous}'] * 10)}]\n"
+            for previous, name in zip("abcdefgh", "bcdefghi", strict=True)))
+
+    completed = run_hotconf("validate", "--config-dir", str(directory))
+
+    assert completed.returncode == 3
+    assert "CRITICAL (1)" in completed.stdout
+    assert "summary: 1 critical, 0 errors, 0 warnings, 0 info" in completed.stdout
+    assert completed.stderr == ""
+
+
 def test_module_json_through_hotconf_config_dir(tmp_path: Path) -> None:
     directory = config_dir_with(tmp_path, ERROR_CONFIG)
 
