@@ -154,3 +154,22 @@ class TestErrors:
 
         with pytest.raises(AgentSettingsError, match=r"agent.yaml:2: not valid YAML"):
             load_settings(flags(), agent_config=agent_config, environ=ENV)
+
+
+class TestDeployExamples:
+    def test_the_example_agent_config_loads(self) -> None:
+        example = Path(__file__).resolve().parent.parent / "deploy" / "agent.yaml"
+
+        settings = load_settings(flags(), agent_config=example, environ=ENV)
+
+        assert settings.config_dir == Path("/etc/autobot")
+        assert settings.hooks == (("systemctl", "reload", "autobot-backend"),)
+
+    def test_the_unit_runs_the_agent_with_that_file(self) -> None:
+        unit = (Path(__file__).resolve().parent.parent / "deploy" / "hotconf-agent.service")
+        lines = unit.read_text().splitlines()
+
+        exec_start = next(line for line in lines if line.startswith("ExecStart="))
+        assert exec_start.endswith("hotconf-agent run --agent-config /etc/hotconf/agent.yaml")
+        assert "RestartPreventExitStatus=2 3" in lines
+        assert "ExecReload=/bin/kill -HUP $MAINPID" in lines
