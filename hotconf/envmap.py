@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "AUTOBOT"
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -89,15 +92,18 @@ def cast(leaf: Leaf, text: str) -> Any:
             return False
         raise CastError(f"{text!r} is not a boolean: use true/false, 1/0, yes/no or on/off")
     if leaf.type == "int":
-        try:
-            return int(stripped, 10)
-        except ValueError:
-            raise CastError(f"{text!r} is not a whole number") from None
+        # int() also takes "8_001" and non-ASCII digits; a deployment file should not.
+        if not _INTEGER.fullmatch(stripped):
+            raise CastError(f"{text!r} is not a whole number")
+        return int(stripped)
     if leaf.type == "float":
         try:
-            return float(stripped)
+            number = float(stripped)
         except ValueError:
             raise CastError(f"{text!r} is not a number") from None
+        if not math.isfinite(number) or "_" in stripped:
+            raise CastError(f"{text!r} is not a finite decimal number")
+        return number
     if leaf.type in ("list", "url_list"):
         return _cast_list(text)
     return text

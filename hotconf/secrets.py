@@ -41,11 +41,24 @@ def mask_value(path: str, value: Any) -> Any:
     """The value as it may be shown: ``MASK`` for a secret that is set."""
     if value is None or value == "":
         return value
-    return MASK if is_secret_path(path) else value
+    if is_secret_path(path):
+        return MASK
+    return mask_tree(value, path)
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)[^/@\s]+(?=@)")
+
+
+def mask_url_password(text: str) -> str:
+    """``redis://:pw@host`` -> ``redis://:********@host``; other text unchanged."""
+    return _URL_PASSWORD.sub(lambda match: match["head"] + MASK, text)
 
 
 def mask_tree(tree: Any, prefix: str = "") -> Any:
-    """A copy of a configuration tree with every secret value replaced by ``MASK``."""
+    """A copy of a configuration tree with every secret value replaced by ``MASK``.
+
+    Passwords inside URLs (``redis://:pw@host``) are masked too, whatever the key.
+    """
     if isinstance(tree, dict):
         masked = {}
         for key, value in tree.items():
@@ -57,6 +70,8 @@ def mask_tree(tree: Any, prefix: str = "") -> Any:
         return masked
     if isinstance(tree, list):
         return [mask_tree(item, prefix) for item in tree]
+    if isinstance(tree, str) and "@" in tree:
+        return mask_url_password(tree)
     return tree
 
 

@@ -408,3 +408,21 @@ def test_no_override_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
     evaluate_texts(environ={"AUTOBOT_STREAMING": "maybe"})
 
     assert [record for record in caplog.records if record.name == "hotconf.envmap"] == []
+
+
+@pytest.mark.parametrize("text", ["8_001", "\u0663", "0x10", "1.0"])
+def test_integers_are_plain_ascii_digits_only(text: str) -> None:
+    from hotconf.envmap import CastError, cast
+    from hotconf.schema import LEAVES_BY_PATH
+
+    with pytest.raises(CastError, match="not a whole number"):
+        cast(LEAVES_BY_PATH["backend.server_port"], text)
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-Infinity", "1_0.5"])
+def test_numbers_must_be_finite_decimals(text: str) -> None:
+    from hotconf.envmap import CastError, cast
+    from hotconf.schema import LEAVES_BY_PATH
+
+    with pytest.raises(CastError, match="finite decimal"):
+        cast(LEAVES_BY_PATH["voice_interface.volume"], text)

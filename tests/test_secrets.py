@@ -188,3 +188,12 @@ def test_debug_log_of_a_real_process_shows_no_secret(secret_dir: Path) -> None:
 
     assert "DEBUG hotconf.envmap: override AUTOBOT__MEMORY__REDIS__PASSWORD=" in completed.stderr
     assert_no_secret(completed.stdout + completed.stderr)
+
+
+def test_a_password_inside_a_url_is_masked_whatever_the_key() -> None:
+    from hotconf.secrets import mask_tree
+
+    masked = mask_tree({"memory": {"url": "redis://:hunter2@10.0.0.1:6379/0"},
+                        "origins": ["https://user:pa55@example.org/x", "http://plain"]})
+    assert masked == {"memory": {"url": "redis://:********@10.0.0.1:6379/0"},
+                      "origins": ["https://user:********@example.org/x", "http://plain"]}
