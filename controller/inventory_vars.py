@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from controller.errors import InventoryError
+from hotconf.secrets import mask_url_password
 
 Connection = Literal["ssh", "local"]
 CONNECTIONS: tuple[Connection, ...] = ("ssh", "local")
@@ -253,14 +254,8 @@ def config_dir_path(located: Located, connection: Connection, checker: VariableC
 
 
 def mask_url(url: str) -> str:
-    """``redis://:secret@host:6379/0`` -> ``redis://:***@host:6379/0``; others unchanged."""
-    scheme, separator, rest = url.partition("://")
-    if not separator or "@" not in rest.split("/", 1)[0]:
-        return url
-    credentials, _, location = rest.partition("@")
-    user, has_password, _ = credentials.partition(":")
-    masked = f"{user}:***" if has_password else "***"
-    return f"{scheme}://{masked}@{location}"
+    """``redis://:secret@host:6379/0`` -> ``redis://:********@host:6379/0``."""
+    return mask_url_password(url)
 
 
 def _describe(value: object) -> str:

@@ -306,7 +306,7 @@ class TestResolution:
         """)
 
         described = inventory.host("alpha").describe()
-        assert described["redis_url"] == "redis://:***@127.0.0.1:6379/0"
+        assert described["redis_url"] == "redis://:********@127.0.0.1:6379/0"
         assert "hunter2" not in repr(described)
 
 

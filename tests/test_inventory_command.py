@@ -52,7 +52,7 @@ def test_table_masks_the_redis_password(inventory_file: Path) -> None:
     code, out, _ = run("-i", str(inventory_file))
 
     assert code == 0
-    assert "redis://:***@127.0.0.1:6390/0" in out
+    assert "redis://:********@127.0.0.1:6390/0" in out
     assert "hunter2" not in out
 
 
