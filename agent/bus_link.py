@@ -49,6 +49,7 @@ CHECK_INTERVAL = 5.0
 CHECK_TIMEOUT = 2.0
 COMMAND_TIMEOUT = 2.0
 CONNECT_TIMEOUT = 2.0
+CLOSE_TIMEOUT = 0.2
 OUTBOX_LIMIT = 100
 
 LinkState = Literal["connecting", "connected", "away", "closed"]
@@ -247,12 +248,13 @@ class BusLink:
 
 
 async def _close_quietly(pubsub: PubSub, client: Redis) -> None:
-    # A dead server must not hold the agent up: closing is bounded and best effort.
+    # A dead server must not hold the agent up: closing is bounded and best effort,
+    # so that a stopping agent stays within its two seconds.
     with contextlib.suppress(Exception):
-        async with asyncio.timeout(0.5):
+        async with asyncio.timeout(CLOSE_TIMEOUT):
             await pubsub.aclose()  # type: ignore[no-untyped-call]
     with contextlib.suppress(Exception):
-        async with asyncio.timeout(0.5):
+        async with asyncio.timeout(CLOSE_TIMEOUT):
             await client.aclose()
 
 

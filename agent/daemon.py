@@ -37,7 +37,7 @@ from hotconf.version import directory_version
 
 logger = logging.getLogger(__name__)
 
-RELOAD_GRACE = 1.5
+RELOAD_GRACE = 1.2
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
