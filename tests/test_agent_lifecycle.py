@@ -7,6 +7,8 @@ import os
 import re
 import signal
 import stat
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -266,6 +268,32 @@ class TestHooksInTheAgent:
 
         status = agent.wait_for_version(V1, "hook_failed")
         assert status["summary"]["exit_code"] == 127
+
+    def test_a_signal_hook_reaches_the_service(
+        self, start_agent: StartAgent, config_dir: Path, tmp_path: Path
+    ) -> None:
+        got = tmp_path / "hups"
+        service = subprocess.Popen([
+            sys.executable, "-c",
+            "import signal\n"
+            f"signal.signal(signal.SIGHUP, lambda *_: open({str(got)!r}, 'a').write('HUP\\n'))\n"
+            f"open({str(tmp_path / 'ready')!r}, 'w').close()\n"
+            "while True:\n    signal.pause()\n",
+        ])
+        try:
+            wait_for_files([tmp_path], lambda: (tmp_path / "ready").exists())
+            pidfile = tmp_path / "service.pid"
+            pidfile.write_text(f"{service.pid}\n")
+            agent = start_agent("--debounce", "0", "--signal", "HUP", "--pidfile", str(pidfile))
+            agent.wait_for_version(V1)
+
+            atomic_replace(config_dir / "config.yaml", VALID_2)
+
+            agent.wait_for_version(V2)
+            assert wait_for_files([tmp_path], lambda: contents(got) == "HUP\nHUP\n")
+        finally:
+            service.kill()
+            service.wait()
 
     def test_agent_config_file_with_flags_winning(
         self, start_agent: StartAgent, config_dir: Path, hook_log: HookLog, tmp_path: Path
