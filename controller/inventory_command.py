@@ -1,4 +1,5 @@
-"""``hotconf inventory``: what hotconf makes of an inventory, every variable resolved.
+"""``hotconf inventory``: what hotconf makes of an inventory, every variable resolved,
+and with ``--check`` whether each host can be worked with (``controller.inventory_check``).
 
 Also home of the ``-i`` and ``--limit`` options, so every command that works on the
 fleet finds its inventory the same way.
@@ -6,10 +7,12 @@ fleet finds its inventory the same way.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -22,6 +25,9 @@ from controller.inventory import (
     default_inventory_path,
     load_inventory,
 )
+
+if TYPE_CHECKING:
+    from controller.inventory_check import HostCheck
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,19 +82,76 @@ def open_inventory(inventory_path: Path | None, limit: str | None = None) -> Inv
 @click.command()
 @inventory_option
 @limit_option
+@click.option("--check", is_flag=True,
+              help="Connect to each host as push would and report reachability, host key "
+                   "and the remote config dir. Changes nothing.")
+@click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
+              help="With --check: seconds allowed to each host.")
+@click.option("--forks", type=click.IntRange(1, 500), default=20, show_default=True,
+              help="With --check: hosts checked at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of text.")
-def inventory(inventory_path: Path | None, limit: str | None, as_json: bool) -> None:
+def inventory(
+    inventory_path: Path | None,
+    limit: str | None,
+    check: bool,
+    timeout: float,
+    forks: int,
+    as_json: bool,
+) -> None:
     """List the fleet's hosts with their resolved variables.
 
     Reads the inventory as push and status would, so an error here (with its file and
-    line) is one they would meet.  Exit 0, or 2 for a bad inventory or --limit.
+    line) is one they would meet. With --check, also connects to each host. Exit 0; 1
+    when --check finds a host it cannot work with; 2 for a bad inventory or --limit.
     """
     chosen = open_inventory(inventory_path, limit)
+    if not check:
+        if as_json:
+            body = {"inventory": str(chosen.path),
+                    "hosts": [host.describe() for host in chosen.hosts]}
+            click.echo(json.dumps(body, indent=2))
+        else:
+            click.echo(inventory_text(chosen))
+        return
+
+    from controller.inventory_check import check_hosts
+
+    results = asyncio.run(check_hosts(chosen.hosts, forks=forks, timeout=timeout))
     if as_json:
-        body = {"inventory": str(chosen.path), "hosts": [h.describe() for h in chosen.hosts]}
+        body = {"inventory": str(chosen.path),
+                "hosts": [{**host.describe(), "check": result.to_dict()}
+                          for host, result in zip(chosen.hosts, results, strict=True)]}
         click.echo(json.dumps(body, indent=2))
     else:
-        click.echo(inventory_text(chosen))
+        click.echo(check_text(chosen, results))
+    sys.exit(0 if all(result.ok for result in results) else 1)
+
+
+def check_text(chosen: Inventory, results: Sequence[HostCheck]) -> str:
+    """One row per host, then each problem in full."""
+    columns = ["host", "reachable", "host_key", "config_dir", "version"]
+    rows = [[
+        result.name,
+        "yes" if result.reachable else "no",
+        result.host_key,
+        f"{result.config_dir} ({_dir_summary(result)})",
+        result.version or "-",
+    ] for result in results]
+    lines = [f"{chosen.path}: {_count(len(results), 'host')} checked"]
+    lines.extend(_table(columns, rows))
+    problems = [result for result in results if result.problem]
+    if problems:
+        lines.append("problems:")
+        lines.extend(f"  {result.name}: {result.problem}" for result in problems)
+    healthy = sum(result.ok for result in results)
+    lines.append(f"{healthy} of {_count(len(results), 'host')} ready for push")
+    return "\n".join(lines)
+
+
+def _dir_summary(result: HostCheck) -> str:
+    if result.config_dir_state != "ok":
+        return result.config_dir_state
+    return ", ".join(result.files) if result.files else "empty"
 
 
 def inventory_text(chosen: Inventory) -> str:
