@@ -31,6 +31,7 @@ class HostStatus:
     name: str
     reachable: bool
     version: str | None = None
+    serving: str | None = None
     state: str | None = None
     reported_at: float | None = None
     source: str | None = None  # "redis" or "status.json"
@@ -45,7 +46,7 @@ class HostStatus:
         age = self.age(now)
         return {
             "host": self.name, "reachable": self.reachable, "version": self.version,
-            "state": self.state, "reported_at": self.reported_at,
+            "serving": self.serving, "state": self.state, "reported_at": self.reported_at,
             "age_seconds": None if age is None else round(age, 1),
             "source": self.source, "drift": self.drift, "problem": self.problem or None,
             "summary": self.summary,
@@ -64,8 +65,7 @@ class FleetStatus:
 
     @property
     def converged(self) -> bool:
-        return all(host.reachable and not host.drift and host.state in ("applied", "unchanged")
-                   for host in self.hosts)
+        return all(host.reachable and not host.drift for host in self.hosts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,7 +124,11 @@ async def _host_status(host: Host, target: HostTarget, report: AgentReport | Non
         row.source = row.source or "redis"
         row.version, row.state, row.reported_at = report.version, report.state, report.ts
         row.summary = dict(report.summary)
-        row.drift = report.version != expected
+        # What runs is what counts: a rejected version on disk is not the one served.
+        serving = row.summary.get("serving")
+        row.serving = serving if isinstance(serving, str) else (
+            report.version if report.state in ("applied", "unchanged") else None)
+        row.drift = row.serving != expected
     elif row.reachable:
         row.problem = "no report yet: is hotconf-agent running there?"
     return row

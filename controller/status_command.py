@@ -31,10 +31,12 @@ WATCH_INTERVAL_S = 2.0
 @json_option
 def status(inventory_path: Path | None, limit: str | None, config_dir: Path, watch: bool,
            redis_url: str | None, as_json: bool) -> None:
-    """Show each host's applied version, state, report age, drift and reachability.
+    """Show each host's served version, state, report age, drift and reachability.
 
-    Drift is measured against the version of the files in --config-dir. Exit 0 when
-    every host is reachable and runs that version, 1 otherwise.
+    "serving" is the version the agent runs; "on disk" the one its last report was
+    about (they differ after a rejection). Drift is measured against the version of
+    the files in --config-dir. Exit 0 when every host is reachable and serves that
+    version, 1 otherwise.
     """
     chosen = open_inventory(inventory_path, limit)
     bus_redis, bus_key = fleet_bus_settings(chosen.hosts)
@@ -68,22 +70,23 @@ def status(inventory_path: Path | None, limit: str | None, config_dir: Path, wat
 def status_text(snapshot: FleetStatus) -> str:
     """A table of hosts, then whether the fleet converged."""
     now = snapshot.taken_at
-    header = ("host", "reachable", "version", "state", "age", "drift", "from", "problem")
+    header = ("host", "reachable", "serving", "on disk", "state", "age", "drift", "from",
+              "problem")
     rows = []
     for host in snapshot.hosts:
         age = host.age(now)
         rows.append((
-            host.name, "yes" if host.reachable else "NO", host.version or "-",
-            host.state or "-", "-" if age is None else _age(age),
+            host.name, "yes" if host.reachable else "NO", host.serving or "-",
+            host.version or "-", host.state or "-", "-" if age is None else _age(age),
             "DRIFT" if host.drift else "-", host.source or "-", host.problem or "",
         ))
-    widths = [max(len(str(row[index])) for row in [header, *rows]) for index in range(7)]
+    widths = [max(len(str(row[index])) for row in [header, *rows]) for index in range(8)]
     source = ("redis" if snapshot.redis else "status.json over SSH" +
               (" (redis not answering)" if snapshot.redis_configured else ""))
     lines = [f"expected version {snapshot.expected_version}; reports from {source}"]
     for row in [header, *rows]:
-        cells = [str(cell).ljust(width) for cell, width in zip(row[:7], widths, strict=True)]
-        lines.append(("  ".join(cells) + "  " + row[7]).rstrip())
+        cells = [str(cell).ljust(width) for cell, width in zip(row[:8], widths, strict=True)]
+        lines.append(("  ".join(cells) + "  " + row[8]).rstrip())
     verdict = "converged" if snapshot.converged else "NOT converged"
     lines.append(f"fleet {verdict}: {len(snapshot.hosts)} host(s)")
     return "\n".join(lines)

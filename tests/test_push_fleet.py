@@ -196,6 +196,12 @@ def test_an_agent_that_rejects_is_reported_with_its_findings(live_fleet) -> None
         assert hosts[name]["summary"]["critical"] == 1
     assert fleet.agents["vm1"].status()["serving"] == good
 
+    code, status = fleet.status()
+    rows = fleet.by_host(status)
+    assert code == 1 and not status["converged"]
+    assert rows["vm1"]["state"] == "rejected"
+    assert rows["vm1"]["serving"] == good and rows["vm1"]["drift"]
+
 
 def test_a_rejecting_canary_leaves_the_other_hosts_untouched(live_fleet) -> None:
     fleet = live_fleet(3)
