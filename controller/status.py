@@ -65,7 +65,8 @@ class FleetStatus:
 
     @property
     def converged(self) -> bool:
-        return all(host.reachable and not host.drift for host in self.hosts)
+        return all(host.reachable and host.serving == self.expected_version
+                   for host in self.hosts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
