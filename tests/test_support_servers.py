@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import redis
+import support.sshd
 import yaml
 from support.processes import ServerStartError
 from support.redis_server import RedisServer
-from support.sshd import PRIVSEP_DIR, SshdHost, SshFleet
+from support.sshd import PRIVSEP_DIR, SshdHost, SshFleet, privsep_dir
 
 pytestmark = pytest.mark.integration
 
@@ -248,3 +249,38 @@ class TestSshFleet:
     def test_unknown_host_name_lists_the_fleet(self, ssh_fleet: SshFleet) -> None:
         with pytest.raises(KeyError, match="vm1, vm2, vm3"):
             ssh_fleet["vm9"]
+
+
+class TestPrivsepDir:
+    @pytest.fixture
+    def private_paths(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        # The real /run/sshd serves other sessions; exercise the logic on a stand-in.
+        monkeypatch.setattr(support.sshd, "PRIVSEP_DIR", tmp_path / "run" / "sshd")
+        monkeypatch.setattr(support.sshd, "PRIVSEP_LOCK", tmp_path / "privsep.lock")
+        return tmp_path / "run" / "sshd"
+
+    def test_created_directory_outlives_every_user_then_goes(self, private_paths: Path) -> None:
+        with privsep_dir() as first:
+            assert first == private_paths and first.is_dir()
+            with privsep_dir():
+                pass
+            assert private_paths.is_dir(), "removed while the first user still runs sshd"
+        assert not private_paths.exists()
+
+    def test_last_user_out_removes_it_even_if_it_did_not_create_it(
+        self, private_paths: Path
+    ) -> None:
+        first = privsep_dir()
+        first.__enter__()
+        with privsep_dir():
+            first.__exit__(None, None, None)
+            assert private_paths.is_dir()
+        assert not private_paths.exists()
+
+    def test_a_directory_that_existed_before_is_kept(self, private_paths: Path) -> None:
+        private_paths.mkdir(parents=True)
+
+        with privsep_dir():
+            pass
+
+        assert private_paths.is_dir()

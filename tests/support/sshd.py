@@ -23,14 +23,16 @@ Fixtures (registered by tests/conftest.py):
 - ``ssh_fleet``: a fresh fleet of three hosts, vm1..vm3.
 - ``ssh_host``: a fresh single host, vm1.
 
-sshd needs its privilege separation directory, /run/sshd; the session creates it when
-missing and removes it again at the end.
+sshd needs its privilege separation directory, /run/sshd; ``privsep_dir()`` creates it
+when missing and removes it once its last concurrent user (test session, benchmark)
+is done. Outside pytest, wrap fleets in ``with privsep_dir():``.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import functools
 import getpass
 import hashlib
@@ -40,6 +42,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +56,9 @@ from .processes import START_TIMEOUT_S, LoggedProcess, ServerStartError
 
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")
+# Coordinates concurrent users of PRIVSEP_DIR; see privsep_dir(). It stays behind, empty.
+PRIVSEP_LOCK = Path(tempfile.gettempdir()) / "hotconf-tests-run-sshd.lock"
+_CREATED_MARK = b"created by hotconf tests\n"
 
 _READY = re.compile(r"Server listening on \S+ port \d+")
 _BIND_FAILED = re.compile(r"Bind to port \d+ .* failed|Cannot bind any address")
@@ -377,11 +383,45 @@ def fingerprint(public_line: str) -> str:
 
 
 def ensure_privsep_dir() -> bool:
-    """Create /run/sshd when missing (sshd will not start without it); True if created."""
+    """Create /run/sshd when missing and leave it; True if created.
+
+    Prefer ``privsep_dir()``, which removes it again when the last user is done.
+    """
     if PRIVSEP_DIR.is_dir():
         return False
     PRIVSEP_DIR.mkdir(mode=0o755, parents=True)
     return True
+
+
+@contextlib.contextmanager
+def privsep_dir() -> Iterator[Path]:
+    """/run/sshd for the length of the block, shared with concurrent users.
+
+    Several test sessions and benchmarks may run at once, and sshd checks the
+    directory on every connection, so it must outlive every one of them. Each user
+    holds a shared lock on ``PRIVSEP_LOCK``; whoever creates the directory records so
+    in that file; the last user out (the one that can take the lock exclusively)
+    removes the directory when it was created this way. A directory that existed
+    before is never removed.
+    """
+    fd = os.open(PRIVSEP_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if not PRIVSEP_DIR.is_dir():
+            PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+            os.pwrite(fd, _CREATED_MARK, 0)
+        yield PRIVSEP_DIR
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another user still runs sshd; the last one out tidies up
+        else:
+            if os.pread(fd, len(_CREATED_MARK), 0) == _CREATED_MARK:
+                with contextlib.suppress(FileNotFoundError, OSError):
+                    PRIVSEP_DIR.rmdir()
+                os.ftruncate(fd, 0)
+        os.close(fd)
 
 
 def _kill_quietly(pid: int) -> None:
@@ -400,15 +440,11 @@ def _sshd_version() -> tuple[int, int]:
 
 @pytest.fixture(scope="session")
 def sshd_privsep_dir() -> Iterator[Path]:
-    """/run/sshd for the session; removed at the end when the session created it."""
+    """/run/sshd for the session (see ``privsep_dir``)."""
     if not SSHD.exists():
         raise ServerStartError(f"{SSHD} is missing; run: make system-packages")
-    created = ensure_privsep_dir()
-    try:
-        yield PRIVSEP_DIR
-    finally:
-        if created:
-            PRIVSEP_DIR.rmdir()
+    with privsep_dir() as path:
+        yield path
 
 
 @pytest.fixture(scope="session")
