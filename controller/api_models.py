@@ -138,6 +138,7 @@ class HostStatusBody(_Open):
     host: str
     reachable: bool
     version: str | None = Field(None, description="The version the host's agent last reported.")
+    serving: str | None = Field(None, description="The version the agent serves now.")
     state: str | None = Field(None, description="applied, rejected, hook_failed or unchanged.")
     reported_at: float | None = Field(None, description="Unix time of that report.")
     age_seconds: float | None = None
