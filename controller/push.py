@@ -185,6 +185,7 @@ class PushRun:
         self.target_factory = target_factory or make_target
         self.targets: dict[str, HostTarget] = {}
         self.redis: Any | None = None
+        self._collector: ReportCollector | None = None
 
     async def run(self) -> PushResult:
         snapshot = validate_for_push(self.options.config_dir, force=self.options.force)
@@ -193,16 +194,13 @@ class PushRun:
         logger.info("push started version=%s hosts=%d check=%s", version, len(self.hosts),
                     self.options.check)
         try:
-            await self._connect_redis()
-            collector = ReportCollector(self.redis, self.options.bus_key)
-            result = await self._roll_out(files, version, collector)
+            result = await self._roll_out(files, version)
         finally:
             await self._close()
         result.local_report = snapshot.report
         return result
 
-    async def _roll_out(self, files: dict[str, bytes], version: str,
-                        collector: ReportCollector) -> PushResult:
+    async def _roll_out(self, files: dict[str, bytes], version: str) -> PushResult:
         options = self.options
         batches = plan_batches(self.hosts, canary=options.canary, batch=options.batch)
         allowed = failures_allowed(options.max_fail, len(self.hosts))
@@ -217,18 +215,16 @@ class PushRun:
                 stopped = stopped or f"{failed} host(s) failed, more than --max-fail allows"
                 untouched.extend(host.name for host in batch)
                 continue
-            batch_results = await self._push_batch(batch, files, version, collector,
-                                                   limiter, results, allowed, untouched)
+            batch_results = await self._push_batch(batch, files, version, limiter, results,
+                                                   allowed, untouched)
             results.extend(batch_results)
             if index == 0 and options.canary and not all(r.succeeded for r in batch_results):
                 stopped = "the canary did not report applied"
         return PushResult(version, results, untouched, stopped)
 
     async def _push_batch(self, batch: list[Host], files: dict[str, bytes], version: str,
-                          collector: ReportCollector, limiter: asyncio.Semaphore,
-                          earlier: list[HostResult], allowed: int,
+                          limiter: asyncio.Semaphore, earlier: list[HostResult], allowed: int,
                           untouched: list[str]) -> list[HostResult]:
-        await collector.mark()
         since = time.time()
         outcomes: dict[str, HostResult] = {}
         changed: dict[str, HostTarget] = {}
@@ -249,9 +245,14 @@ class PushRun:
                 group.create_task(one(host))
 
         if changed and self.options.wait and not self.options.check:
-            await self._publish(version, files)
             for name in changed:
                 self.progress(name, "waiting for the agent", None)
+            # Redis is reached only now that there is something to hear about: a push
+            # with nothing to change never pays for it. Reports the agents sent before
+            # the stream is marked are in the status hash, which wait() reads first.
+            collector = await self._report_collector()
+            await collector.mark()
+            await self._publish(version, files)
             reports = await collector.wait(changed, version, since, self.options.timeout)
             for name in changed:
                 self._settle(outcomes[name], reports.get(name), version)
@@ -317,17 +318,24 @@ class PushRun:
             result.reason = _reason_from_summary(report.state, result.summary)
 
     async def _publish(self, version: str, files: dict[str, bytes]) -> None:
-        if self.redis is None:
+        if self._collector is None or self._collector.redis is None:
             return
         message = ReloadMessage(version=version, files=tuple(files), origin=default_origin())
         try:
-            await self.redis.publish(RELOAD_CHANNEL, encode_reload(message, self.options.bus_key))
+            await self._collector.redis.publish(
+                RELOAD_CHANNEL, encode_reload(message, self.options.bus_key))
         except Exception as exc:
             logger.warning("reload message not published (agents will notice the files "
                            "anyway) reason=%s", type(exc).__name__)
 
+    async def _report_collector(self) -> ReportCollector:
+        if self._collector is None:
+            await self._connect_redis()
+            self._collector = ReportCollector(self.redis, self.options.bus_key)
+        return self._collector
+
     async def _connect_redis(self) -> None:
-        if not self.options.redis_url or self.options.check or not self.options.wait:
+        if not self.options.redis_url:
             return
         import redis.asyncio as aioredis
 
