@@ -63,6 +63,10 @@ _WRITE_ORDER = {name: index for index, name in enumerate(sorted(MANAGED_FILES,
                                                                  key=lambda n: n == BASE_FILE))}
 
 
+# A file to write: its real path (a symlink resolved) and its attributes, None if absent.
+_Target = tuple[str, asyncssh.SFTPAttrs | None]
+
+
 class FileAction(enum.StrEnum):
     CREATE = "create"
     REPLACE = "replace"
@@ -151,6 +155,8 @@ class RemoteConfigDir:
         keep: int = DEFAULT_KEEP,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1 backup generation, got {keep}")
         self.sftp = sftp
         self.host = host
         self.config_dir = str(host.config_dir)
@@ -180,11 +186,15 @@ class RemoteConfigDir:
         written: list[str] = []
         removed: list[str] = []
         try:
-            await self._ensure_dir(self.config_dir, 0o755)
-            backup_id = await self._take_backup(plan.current)
+            if not plan.current:
+                await self._ensure_dir(self.config_dir, 0o755)
+            targets = await self._resolve_all([*plan.current, *(c.name for c in plan.changes)])
+            backups = await self._backup_entries()
+            backups_ids = _complete_generations(backups)
+            backup_id = await self._take_backup(plan.current, targets, backups)
             for change in plan.changes:
                 if change.new is not None:
-                    await self._replace(change.name, change.new)
+                    await self._replace(targets[change.name], change.new)
                     written.append(change.name)
             for change in plan.changes:
                 if change.new is None:
@@ -198,7 +208,7 @@ class RemoteConfigDir:
                 host=exc.host, address=exc.address, port=exc.port, path=exc.path,
             ) from exc
 
-        await self._tidy()
+        await self._tidy(backups, added=backup_id is not None and backup_id not in backups_ids)
         logger.info(
             "pushed host=%s version=%s previous=%s written=%s removed=%s backup=%s",
             self.host.name, plan.wanted_version, plan.current_version, ",".join(written) or "-",
@@ -234,8 +244,8 @@ class RemoteConfigDir:
             except asyncssh.SFTPNoSuchFile:
                 return None
 
-    async def _replace(self, name: str, data: bytes) -> None:
-        path, previous = await self._resolve(self._path(name))
+    async def _replace(self, target: _Target, data: bytes) -> None:
+        path, previous = target
         mode = stat.S_IMODE(previous.permissions) if previous and previous.permissions else (
             DEFAULT_NEW_FILE_MODE)
         directory, base = posixpath.split(path)
@@ -282,7 +292,13 @@ class RemoteConfigDir:
         with self._step("remove", path), contextlib.suppress(asyncssh.SFTPNoSuchFile):
             await self.sftp.remove(path)
 
-    async def _resolve(self, path: str) -> tuple[str, asyncssh.SFTPAttrs | None]:
+    async def _resolve_all(self, names: list[str]) -> dict[str, _Target]:
+        async with asyncio.TaskGroup() as group:
+            lookups = {name: group.create_task(self._resolve(self._path(name)))
+                       for name in dict.fromkeys(names)}
+        return {name: lookup.result() for name, lookup in lookups.items()}
+
+    async def _resolve(self, path: str) -> _Target:
         """The file to write for ``path``, and its attributes (None when absent).
 
         A symlinked config file is replaced where it points; the link stays a link.
@@ -297,13 +313,13 @@ class RemoteConfigDir:
                 return resolved, await self.sftp.stat(resolved)
         return path, attrs
 
-    async def _take_backup(self, current: Mapping[str, bytes]) -> str | None:
+    async def _take_backup(
+        self, current: Mapping[str, bytes], targets: Mapping[str, _Target], entries: list[str]
+    ) -> str | None:
         if not current:
             return None
         version = content_version(current)
-        await self._ensure_dir(posixpath.dirname(self.backups_dir), 0o755)
-        await self._ensure_dir(self.backups_dir, 0o700)
-        newest = _newest_generation(await self._backup_entries())
+        newest = _newest_generation(entries)
         if newest is not None and newest.endswith(f".{version}"):
             return newest
 
@@ -311,9 +327,8 @@ class RemoteConfigDir:
         generation_id = f"{taken_at.strftime(_STAMP_FORMAT)}.{version}"
         files = []
         for name in sorted(current):
-            source, _ = await self._resolve(self._path(name))
             backup = posixpath.join(self.backups_dir, f"{name}.{generation_id}")
-            await self._link_or_copy(source, backup, current[name])
+            await self._link_or_copy(targets[name][0], backup, current[name])
             files.append(BackupFile(name, len(current[name]), _sha256(current[name]),
                                     Path(backup)))
 
@@ -347,19 +362,27 @@ class RemoteConfigDir:
         finally:
             await self._remove_quietly(temp)
 
-    async def _tidy(self) -> None:
-        """Prune old backup generations and sweep stale push temps; failures only warn."""
-        try:
-            await self._prune_backups()
-            await self._sweep_temps()
-        except (RemoteFileError, asyncssh.Error, OSError) as exc:
-            logger.warning("tidying skipped host=%s reason=%s", self.host.name, exc)
+    async def _tidy(self, backups: list[str], *, added: bool) -> None:
+        """Prune old backup generations and sweep stale push temps; failures only warn.
 
-    async def _prune_backups(self) -> None:
-        entries = await self._backup_entries()
+        ``backups`` lists the backups directory as it was before this push, ``added``
+        says whether this push took a new generation since.
+        """
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._prune_backups(backups, added=added))
+                group.create_task(self._sweep_temps())
+        except* (RemoteFileError, asyncssh.Error, OSError) as failures:
+            logger.warning("tidying skipped host=%s reason=%s", self.host.name,
+                           failures.exceptions[0])
+
+    async def _prune_backups(self, entries: list[str], *, added: bool) -> None:
+        # A generation this push added is the newest and is never pruned, so the listing
+        # from before it, with one place kept for it, says what goes.
         complete = sorted(_complete_generations(entries), reverse=True)
-        doomed = set(complete[self.keep:])
+        doomed = set(complete[self.keep - 1 if added else self.keep:])
         cutoff = self._clock() - ORPHAN_GRACE
+        removals = []
         for entry in entries:
             match = _BACKUP_NAME.match(entry)
             if match is None:
@@ -367,7 +390,10 @@ class RemoteConfigDir:
             generation_id = f"{match['stamp']}.{match['version']}"
             orphan = generation_id not in complete and _stamp_time(match["stamp"]) < cutoff
             if generation_id in doomed or orphan:
-                await self._remove_quietly(posixpath.join(self.backups_dir, entry))
+                # The manifest goes first, so a half-removed generation reads as incomplete.
+                removals.append((match["name"] != MANIFEST_NAME, entry))
+        for _, entry in sorted(removals):
+            await self._remove_quietly(posixpath.join(self.backups_dir, entry))
         if doomed:
             logger.info("backup generations pruned host=%s count=%d keep=%d",
                         self.host.name, len(doomed), self.keep)
@@ -385,11 +411,15 @@ class RemoteConfigDir:
                 logger.info("removed stale push temp host=%s path=%s", self.host.name, filename)
 
     async def _backup_entries(self) -> list[str]:
+        """The backups directory's entries; the directory is created when missing."""
         with self._step("list", self.backups_dir):
             try:
                 return [str(name) for name in await self.sftp.listdir(self.backups_dir)]
             except asyncssh.SFTPNoSuchFile:
-                return []
+                pass
+        await self._ensure_dir(posixpath.dirname(self.backups_dir), 0o755)
+        await self._ensure_dir(self.backups_dir, 0o700)
+        return []
 
     async def _ensure_dir(self, path: str, mode: int) -> None:
         with self._step("create the directory", path):
