@@ -28,11 +28,11 @@ import posixpath
 import secrets
 import stat
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncssh
 
@@ -62,6 +62,8 @@ PUSH_TEMP_TAG = "push-"
 _WRITE_ORDER = {name: index for index, name in enumerate(sorted(MANAGED_FILES,
                                                                  key=lambda n: n == BASE_FILE))}
 
+
+_Result = TypeVar("_Result")
 
 # A file to write: its real path (a symlink resolved) and its attributes, None if absent.
 _Target = tuple[str, asyncssh.SFTPAttrs | None]
@@ -166,10 +168,9 @@ class RemoteConfigDir:
 
     async def read_files(self) -> dict[str, bytes]:
         """The managed files present on the host, by name; absent ones are left out."""
-        async with asyncio.TaskGroup() as group:
-            reads = {name: group.create_task(self._read_optional(self._path(name)))
-                     for name in MANAGED_FILES}
-        return {name: data for name, read in reads.items() if (data := read.result()) is not None}
+        reads = await _concurrently({name: self._read_optional(self._path(name))
+                                     for name in MANAGED_FILES})
+        return {name: data for name, data in reads.items() if data is not None}
 
     async def plan(self, wanted: Mapping[str, bytes]) -> PushPlan:
         """Step 2: what would change; reads only, so a check run changes nothing."""
@@ -204,7 +205,7 @@ class RemoteConfigDir:
             done = ", ".join(written + removed) or "none"
             raise RemoteFileError(
                 f"{exc.reason}. Files already changed: {done}; the others are as they "
-                "were. Rerun the push once the host is reachable",
+                "were. Rerun the push once that is fixed",
                 host=exc.host, address=exc.address, port=exc.port, path=exc.path,
             ) from exc
 
@@ -253,7 +254,7 @@ class RemoteConfigDir:
                                          f"{secrets.token_hex(6)}")
 
         try:
-            with self._step("write", temp):
+            with self._step("write", path):
                 async with self.sftp.open(temp, "xb", asyncssh.SFTPAttrs(permissions=0o600)) as f:
                     await f.write(data)
                     await f.chmod(mode)
@@ -293,10 +294,8 @@ class RemoteConfigDir:
             await self.sftp.remove(path)
 
     async def _resolve_all(self, names: list[str]) -> dict[str, _Target]:
-        async with asyncio.TaskGroup() as group:
-            lookups = {name: group.create_task(self._resolve(self._path(name)))
-                       for name in dict.fromkeys(names)}
-        return {name: lookup.result() for name, lookup in lookups.items()}
+        return await _concurrently({name: self._resolve(self._path(name))
+                                    for name in dict.fromkeys(names)})
 
     async def _resolve(self, path: str) -> _Target:
         """The file to write for ``path``, and its attributes (None when absent).
@@ -451,6 +450,20 @@ class RemoteConfigDir:
             f"cannot {step} {path}: {reason}",
             host=self.host.name, address=self.host.address, port=self.host.port, path=path,
         )
+
+
+async def _concurrently(steps: Mapping[str, Coroutine[Any, Any, _Result]]) -> dict[str, _Result]:
+    """Run ``steps`` at once; the first ``RemoteFileError`` is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = {name: group.create_task(step) for name, step in steps.items()}
+    except ExceptionGroup as failures:
+        # Callers, and the push above them, handle one error naming one file.
+        first = failures.exceptions[0]
+        if isinstance(first, RemoteFileError):
+            raise first from None
+        raise
+    return {name: task.result() for name, task in tasks.items()}
 
 
 def _newest_generation(entries: list[str]) -> str | None:

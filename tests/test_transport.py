@@ -376,6 +376,20 @@ class TestPush:
 
 
 class TestInterruptedPush:
+    async def test_a_dropped_connection_while_reading_is_one_clear_error(
+        self, ssh_host: SshdHost, target: SshTarget
+    ) -> None:
+        place(ssh_host.config_dir, OLD)
+
+        ssh_host.kill_sessions()
+
+        with pytest.raises(RemoteFileError) as caught:
+            await target.read_files()
+        assert str(caught.value).startswith(f"vm1 (127.0.0.1:{ssh_host.port}): cannot read ")
+        assert "the connection was lost" in str(caught.value)
+        assert ssh_host.running, "only the session was killed; the host still serves"
+
+
     async def test_sshd_killed_mid_upload_leaves_the_old_file_whole(
         self, ssh_host: SshdHost
     ) -> None:
