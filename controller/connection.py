@@ -259,15 +259,25 @@ def _record_host_key(host: Host, known_hosts_file: Path, key: asyncssh.SSHKey | 
     key_type, key_blob = key.export_public_key("openssh").decode().split()[:2]
     line = f"{host_pattern(host.address, host.port)} {key_type} {key_blob}\n"
 
-    known_hosts_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(known_hosts_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        # A file whose last line lacks its newline would swallow ours into that line.
-        if os.fstat(fd).st_size and not _ends_with_newline(known_hosts_file):
-            line = "\n" + line
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+        known_hosts_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(known_hosts_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+        try:
+            # A file whose last line lacks its newline would swallow ours into that line.
+            if os.fstat(fd).st_size and not _ends_with_newline(known_hosts_file):
+                line = "\n" + line
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        # The key was accepted for this run; only remembering it failed.
+        logger.warning(
+            "new host key trusted but not recorded host=%s fingerprint=%s known_hosts=%s "
+            "reason=%s", host.name, key.get_fingerprint("sha256"), known_hosts_file,
+            exc.strerror,
+        )
+        return
     logger.warning(
         "trusted new host key host=%s address=%s port=%d fingerprint=%s known_hosts=%s",
         host.name, host.address, host.port, key.get_fingerprint("sha256"), known_hosts_file,

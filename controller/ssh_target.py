@@ -59,12 +59,14 @@ class SshTarget:
             timeout=self.connect_timeout,
         )
         try:
-            sftp = await connection.start_sftp_client()
-        except (asyncssh.Error, OSError) as exc:
+            async with asyncio.timeout(self.connect_timeout):
+                sftp = await connection.start_sftp_client()
+        except (asyncssh.Error, OSError, TimeoutError) as exc:
             connection.close()
+            why = str(exc) or f"no answer within {self.connect_timeout:g} s"
             raise HostError(
-                f"the SSH server offers no SFTP ({exc}); hotconf needs only SFTP: add "
-                "'Subsystem sftp internal-sftp' to the host's sshd_config",
+                f"the SSH server did not start SFTP ({why}); hotconf needs only SFTP: check "
+                "for 'Subsystem sftp internal-sftp' in the host's sshd_config",
                 host=self.host.name, address=self.host.address, port=self.host.port,
             ) from exc
         self._connection, self._sftp = connection, sftp
