@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import support.processes
 import support.sshd
 import yaml
 from support.processes import ServerStartError
@@ -110,6 +111,22 @@ class TestRedisServer:
         with pytest.raises(ServerStartError, match="Address already in use"):
             rival.start()
         assert not rival.running
+
+    def test_a_port_taken_before_the_bind_is_swapped_for_a_fresh_one(
+        self, redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        fresh = support.processes.free_port
+        offered = iter([redis_server.port])
+        monkeypatch.setattr(support.processes, "free_port", lambda: next(offered, None) or fresh())
+        second = RedisServer(tmp_path / "second")
+        assert second.port == redis_server.port
+
+        second.start()
+        try:
+            assert second.port != redis_server.port
+            assert second.command("PING") == b"+PONG"
+        finally:
+            second.stop()
 
     @pytest.mark.parametrize("round_", [1, 2])
     def test_shared_server_is_empty_for_each_test(self, redis_url: str, round_: int) -> None:

@@ -22,8 +22,11 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from .ports import free_port
+
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
+PORT_ATTEMPTS = 5
 
 
 class ServerStartError(RuntimeError):
@@ -145,6 +148,80 @@ class LoggedProcess:
                     self._ready.set()
         # End of output: the program died (or was stopped); wake any waiter.
         self._ready.set()
+
+
+class PortServer:
+    """A server program on one loopback port: started, awaited, stopped by pid.
+
+    A subclass says how to launch the program on ``self.port`` (``_launch``), which
+    log text means the port was taken (``bind_failed``), and how to confirm it serves
+    (``_confirm``). A port taken between ``free_port`` and the bind is swapped for a
+    fresh one; once the server has run, restarts keep its port.
+    """
+
+    bind_failed: re.Pattern[str]
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port if port is not None else free_port()
+        self._fixed_port = port is not None
+        self._process: LoggedProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs."""
+        return self._process.pid if self._process else None
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def start(self) -> None:
+        """Start the server and wait until it serves."""
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
+        """Start the server without waiting; ``wait_ready`` waits (servers start in parallel)."""
+        self._process = self._launch()
+
+    def wait_ready(self) -> None:
+        """Wait for the server's ready line, retrying on a fresh port when its port was taken."""
+        for attempt in range(PORT_ATTEMPTS):
+            assert self._process is not None, "spawn() first"
+            try:
+                self._process.wait_ready(START_TIMEOUT_S)
+            except ServerStartError as exc:
+                lost_the_port = self.bind_failed.search(str(exc)) is not None
+                if self._fixed_port or not lost_the_port or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+                self.spawn()
+                continue
+            break
+        self._confirm()
+        # From here on a restart must come back on this port: clients were told it.
+        self._fixed_port = True
+
+    def stop(self) -> None:
+        """SIGTERM the server and its descendants; wait until they are gone."""
+        if self._process is not None:
+            self._process.stop()
+
+    def kill(self) -> None:
+        """SIGKILL the server and its descendants at once, as a crash would."""
+        if self._process is not None:
+            self._process.kill()
+
+    def restart(self) -> None:
+        """Stop if running, then start again on the same port."""
+        self.stop()
+        self.start()
+
+    def _launch(self) -> LoggedProcess:
+        raise NotImplementedError
+
+    def _confirm(self) -> None:
+        """Check the server really answers, beyond its log line."""
 
 
 def descendants(pid: int) -> list[int]:

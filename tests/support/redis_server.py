@@ -18,77 +18,44 @@ from pathlib import Path
 
 import pytest
 
-from .ports import LOOPBACK, free_port
-from .processes import START_TIMEOUT_S, LoggedProcess, ServerStartError
+from .ports import LOOPBACK
+from .processes import LoggedProcess, PortServer, ServerStartError
 
 _READY = re.compile(r"Ready to accept connections")
-_BIND_FAILED = re.compile(r"Address already in use|Failed listening on port")
-_PORT_ATTEMPTS = 5
 
 
-class RedisServer:
-    """One redis-server process without persistence; see the module docstring."""
+class RedisServer(PortServer):
+    """One redis-server process without persistence; see the module docstring.
+
+    ``start()``, ``stop()`` (SIGTERM), ``kill()`` (SIGKILL), ``restart()`` (same port,
+    no data), ``pid``, ``running``, ``port``, ``url``, ``command(...)``.
+    """
+
+    bind_failed = re.compile(r"Address already in use|Failed listening on port")
 
     def __init__(self, workdir: Path, *, port: int | None = None) -> None:
+        super().__init__(port)
         self.workdir = workdir
         self.host = LOOPBACK
-        self._fixed_port = port is not None
-        self.port = port if port is not None else free_port()
-        self._process: LoggedProcess | None = None
 
     @property
     def url(self) -> str:
         """``redis://127.0.0.1:PORT/0``, for redis-py and the agent's --redis."""
         return f"redis://{self.host}:{self.port}/0"
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
-
-    def start(self) -> None:
-        """Start and wait for readiness; a port taken meanwhile is swapped for another."""
+    def _launch(self) -> LoggedProcess:
         binary = shutil.which("redis-server")
         if binary is None:
             raise ServerStartError("redis-server is not on PATH; run: make system-packages")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        process = LoggedProcess(self._argv(binary), self.workdir / "redis.log", _READY)
+        process.start()
+        return process
 
-        for attempt in range(_PORT_ATTEMPTS):
-            self._process = LoggedProcess(self._argv(binary), self.workdir / "redis.log", _READY)
-            self._process.start()
-            try:
-                self._process.wait_ready(START_TIMEOUT_S)
-            except ServerStartError as exc:
-                lost_the_port = _BIND_FAILED.search(str(exc)) is not None
-                if self._fixed_port or not lost_the_port or attempt == _PORT_ATTEMPTS - 1:
-                    raise
-                self.port = free_port()
-                continue
-            break
-
+    def _confirm(self) -> None:
         # The log line comes just before the accept loop; a PING proves it.
         if self.command("PING") != b"+PONG":
             raise ServerStartError(f"redis-server on port {self.port} does not answer PING")
-        # From here on, a restart must come back on this same port.
-        self._fixed_port = True
-
-    def stop(self) -> None:
-        """SIGTERM, then wait for the process to exit."""
-        if self._process is not None:
-            self._process.stop()
-
-    def kill(self) -> None:
-        """SIGKILL: the server vanishes as in a crash, its clients' sockets drop."""
-        if self._process is not None:
-            self._process.kill()
-
-    def restart(self) -> None:
-        """Stop (if running) and start again on the same port, with no data."""
-        self.stop()
-        self.start()
 
     def command(self, *args: str, timeout: float = 2.0) -> bytes:
         """Send one command in RESP and return the first reply line, e.g. ``b"+PONG"``."""

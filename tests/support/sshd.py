@@ -51,8 +51,8 @@ from typing import Any
 import pytest
 import yaml
 
-from .ports import LOOPBACK, free_port
-from .processes import START_TIMEOUT_S, LoggedProcess, ServerStartError
+from .ports import LOOPBACK
+from .processes import START_TIMEOUT_S, LoggedProcess, PortServer, ServerStartError
 
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")
@@ -61,8 +61,6 @@ PRIVSEP_LOCK = Path(tempfile.gettempdir()) / "hotconf-tests-run-sshd.lock"
 _CREATED_MARK = b"created by hotconf tests\n"
 
 _READY = re.compile(r"Server listening on \S+ port \d+")
-_BIND_FAILED = re.compile(r"Bind to port \d+ .* failed|Cannot bind any address")
-_PORT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -73,14 +71,17 @@ class SshClientKey:
     public_key: str
 
 
-class SshdHost:
+class SshdHost(PortServer):
     """One sshd: a stand-in VM reachable at ``address:port`` as ``user``.
 
     Attributes a test or an inventory needs: ``name``, ``address``, ``port``, ``user``,
     ``config_dir`` (the managed directory), ``client_key`` (private key path),
     ``known_hosts`` (the fleet's file), ``host_public_key``, ``fingerprint``
-    (``SHA256:...``, as ssh-keygen -l prints it), ``sshd_dir``, ``log_path``.
+    (``SHA256:...``, as ssh-keygen -l prints it), ``sshd_dir``, ``log_path``; and from
+    ``PortServer``: ``start()``, ``stop()``, ``kill()``, ``restart()``, ``pid``, ``running``.
     """
+
+    bind_failed = re.compile(r"Bind to port \d+ .* failed|Cannot bind any address")
 
     def __init__(
         self,
@@ -92,6 +93,7 @@ class SshdHost:
         known_hosts: Path,
         sftp_only: bool = True,
     ) -> None:
+        super().__init__()
         self.name = name
         self.address = LOOPBACK
         self.user = getpass.getuser()
@@ -103,9 +105,6 @@ class SshdHost:
         self.config_dir = base_dir / name / "autobot"
         self.host_key_path = self.sshd_dir / "ssh_host_ed25519_key"
         self.log_path = self.sshd_dir / "sshd.log"
-        self.port = free_port()
-        self._fixed_port = False
-        self._process: LoggedProcess | None = None
 
         self.sshd_dir.mkdir(parents=True)
         self.config_dir.mkdir(parents=True)
@@ -115,15 +114,6 @@ class SshdHost:
     def fingerprint(self) -> str:
         """The host key's ``SHA256:...`` fingerprint."""
         return fingerprint(self.host_public_key)
-
-    @property
-    def pid(self) -> int | None:
-        """The listener's pid while it runs."""
-        return self._process.pid if self._process else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
 
     def session_pids(self) -> list[int]:
         """Pids of the per-connection sshd processes serving clients right now."""
@@ -161,57 +151,11 @@ class SshdHost:
             "pid": self.pid,
         }
 
-    def start(self) -> None:
-        """Start sshd and wait until the port shows the SSH banner."""
-        self.spawn()
-        self.wait_ready()
-
-    def spawn(self) -> None:
-        """Start sshd without waiting (``wait_ready`` then waits); fleets start in parallel."""
-        config = self._write_config()
-        self._process = LoggedProcess(
-            [str(SSHD), "-D", "-e", "-f", str(config)], self.log_path, _READY
-        )
-        self._process.start()
-
-    def wait_ready(self) -> None:
-        """Wait for sshd's listening line, then for the banner; retry when the port was taken."""
-        for attempt in range(_PORT_ATTEMPTS):
-            assert self._process is not None
-            try:
-                self._process.wait_ready(START_TIMEOUT_S)
-            except ServerStartError as exc:
-                lost_the_port = _BIND_FAILED.search(str(exc)) is not None
-                if self._fixed_port or not lost_the_port or attempt == _PORT_ATTEMPTS - 1:
-                    raise
-                self.port = free_port()
-                self.spawn()
-                continue
-            break
-        self._check_banner()
-        # A restart must come back on the port the known_hosts file and inventory name.
-        self._fixed_port = True
-
-    def stop(self) -> None:
-        """SIGTERM the listener and every session it serves; wait until they are gone."""
-        if self._process is not None:
-            self._process.stop()
-
-    def kill(self) -> None:
-        """SIGKILL the listener and every session at once: transfers in flight break."""
-        if self._process is not None:
-            self._process.kill()
-
     def kill_sessions(self) -> None:
         """SIGKILL only the sessions (clients drop mid-transfer); the listener stays up."""
         if self._process is not None:
             for pid in reversed(self._process.descendant_pids()):
                 _kill_quietly(pid)
-
-    def restart(self) -> None:
-        """Stop if running, then start again on the same port with the same key."""
-        self.stop()
-        self.start()
 
     def replace_host_key(self) -> str:
         """Give the host a new host key and return its fingerprint.
@@ -227,6 +171,12 @@ class SshdHost:
         if was_running:
             self.start()
         return self.fingerprint
+
+    def _launch(self) -> LoggedProcess:
+        config = self._write_config()
+        process = LoggedProcess([str(SSHD), "-D", "-e", "-f", str(config)], self.log_path, _READY)
+        process.start()
+        return process
 
     def _write_config(self) -> Path:
         lines = [
@@ -261,7 +211,8 @@ class SshdHost:
         config.write_text("\n".join(lines) + "\n")
         return config
 
-    def _check_banner(self) -> None:
+    def _confirm(self) -> None:
+        # sshd logs "listening" just before its accept loop; the banner proves it.
         with socket.create_connection((self.address, self.port), timeout=START_TIMEOUT_S) as conn:
             banner = conn.recv(256)
         if not banner.startswith(b"SSH-2.0-"):
