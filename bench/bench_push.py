@@ -27,14 +27,14 @@ sys.path.insert(0, str(REPOSITORY / "tests"))
 
 from agent_process import AgentProcess  # noqa: E402
 from support.redis_server import RedisServer  # noqa: E402
-from support.sshd import SshClientKey, SshFleet, ensure_privsep_dir, generate_ed25519_key  # noqa: E402
+from support.sshd import SshClientKey, SshFleet, generate_ed25519_key, privsep_dir  # noqa: E402
 
 
 @contextmanager
 def _fleet(work: Path, count: int) -> Iterator[tuple[Path, Path, str]]:
     """Start ``count`` sshd + agents and redis; yield (inventory, source dir, redis url)."""
     with ExitStack() as stack:
-        ensure_privsep_dir()
+        stack.enter_context(privsep_dir())
         redis = RedisServer(work / "redis")
         redis.start()
         stack.callback(redis.stop)

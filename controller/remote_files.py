@@ -40,15 +40,15 @@ from controller.errors import RemoteFileError
 from controller.inventory import Host
 from hotconf.atomic import DEFAULT_NEW_FILE_MODE, STALE_TEMP_AGE_S, TEMP_MARKER
 from hotconf.backups import (
-    _BACKUP_NAME,
-    _STAMP_FORMAT,
+    BACKUP_NAME,
     BACKUPS_DIR,
     DEFAULT_KEEP,
     MANIFEST_NAME,
     ORPHAN_GRACE,
+    STAMP_FORMAT,
     BackupFile,
     Generation,
-    _manifest_bytes,
+    manifest_bytes,
 )
 from hotconf.version import BASE_FILE, MANAGED_FILES, content_version
 
@@ -323,7 +323,7 @@ class RemoteConfigDir:
             return newest
 
         taken_at: datetime = self._clock()
-        generation_id = f"{taken_at.strftime(_STAMP_FORMAT)}.{version}"
+        generation_id = f"{taken_at.strftime(STAMP_FORMAT)}.{version}"
         files = []
         for name in sorted(current):
             backup = posixpath.join(self.backups_dir, f"{name}.{generation_id}")
@@ -333,7 +333,7 @@ class RemoteConfigDir:
 
         generation = Generation(generation_id, taken_at, version, tuple(files), "push")
         manifest = posixpath.join(self.backups_dir, f"{MANIFEST_NAME}.{generation_id}.json")
-        await self._create_file(manifest, _manifest_bytes(generation))
+        await self._create_file(manifest, manifest_bytes(generation))
         return generation_id
 
     async def _link_or_copy(self, source: str, backup: str, data: bytes) -> None:
@@ -383,7 +383,7 @@ class RemoteConfigDir:
         cutoff = self._clock() - ORPHAN_GRACE
         removals = []
         for entry in entries:
-            match = _BACKUP_NAME.match(entry)
+            match = BACKUP_NAME.match(entry)
             if match is None:
                 continue
             generation_id = f"{match['stamp']}.{match['version']}"
@@ -476,14 +476,14 @@ def _complete_generations(entries: list[str]) -> set[str]:
     """Ids of the generations whose manifest exists."""
     ids = set()
     for entry in entries:
-        match = _BACKUP_NAME.match(entry)
+        match = BACKUP_NAME.match(entry)
         if match is not None and match["name"] == MANIFEST_NAME and match["suffix"]:
             ids.add(f"{match['stamp']}.{match['version']}")
     return ids
 
 
 def _stamp_time(stamp: str) -> datetime:
-    return datetime.strptime(stamp, _STAMP_FORMAT).replace(tzinfo=UTC)
+    return datetime.strptime(stamp, STAMP_FORMAT).replace(tzinfo=UTC)
 
 
 def _sha256(data: bytes) -> str:

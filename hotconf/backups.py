@@ -45,8 +45,8 @@ MANIFEST_FORMAT = 1
 # process that does not hold the lock; only older ones are cleaned.
 ORPHAN_GRACE = timedelta(seconds=60)
 
-_STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
-_BACKUP_NAME = re.compile(
+STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+BACKUP_NAME = re.compile(
     r"^(?P<name>[^/]+?)\.(?P<stamp>\d{8}T\d{6}\.\d{6}Z)\.(?P<version>[0-9a-f]{12})"
     r"(?P<suffix>\.json)?$"
 )
@@ -134,7 +134,7 @@ class BackupStore:
         self._ensure_directory()
         stamp = self._clock()
         while True:
-            generation_id = f"{stamp.strftime(_STAMP_FORMAT)}.{version}"
+            generation_id = f"{stamp.strftime(STAMP_FORMAT)}.{version}"
             try:
                 generation = self._write_generation(generation_id, stamp, contents, reason)
             except FileExistsError:
@@ -151,7 +151,7 @@ class BackupStore:
         """The complete generations, newest first."""
         found: list[Generation] = []
         for entry in self._entries():
-            match = _BACKUP_NAME.match(entry)
+            match = BACKUP_NAME.match(entry)
             if match is None or match["name"] != MANIFEST_NAME or not match["suffix"]:
                 continue
             generation = self._load_manifest(self.directory / entry)
@@ -253,7 +253,7 @@ class BackupStore:
                     name, len(contents[name]), hashlib.sha256(contents[name]).hexdigest(), path
                 ))
             generation = Generation(generation_id, stamp, generation_id[-12:], tuple(files), reason)
-            manifest = _manifest_bytes(generation)
+            manifest = manifest_bytes(generation)
             atomic_create(self._manifest_path(generation_id), manifest, mode=0o600)
         except BaseException:
             for path in created:
@@ -288,13 +288,13 @@ class BackupStore:
     def _remove_orphans(self, complete: set[str]) -> None:
         cutoff = self._clock() - ORPHAN_GRACE
         for entry in self._entries():
-            match = _BACKUP_NAME.match(entry)
+            match = BACKUP_NAME.match(entry)
             if match is None:
                 continue
             generation_id = f"{match['stamp']}.{match['version']}"
             if generation_id in complete:
                 continue
-            stamp = datetime.strptime(match["stamp"], _STAMP_FORMAT).replace(tzinfo=UTC)
+            stamp = datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
             if stamp < cutoff:
                 self._unlink(self.directory / entry)
                 logger.info("incomplete backup removed path=%s", self.directory / entry)
@@ -358,7 +358,7 @@ def _backup_write_error(path: Path, step: str, exc: OSError) -> FileWriteError:
     return FileWriteError(msg)
 
 
-def _manifest_bytes(generation: Generation) -> bytes:
+def manifest_bytes(generation: Generation) -> bytes:
     record = {
         "format": MANIFEST_FORMAT,
         "id": generation.id,
