@@ -60,7 +60,7 @@ FleetMaker = Callable[..., LiveFleet]
 @pytest.fixture
 def live_fleet(sshd_fleet_factory, tmp_path: Path,
                redis_server: RedisServer) -> Iterator[FleetMaker]:
-    made: list[LiveFleet] = []
+    started: list[AgentProcess] = []
 
     def make(count: int = 3, *, redis: bool = True, bus_key: Path | None = None) -> LiveFleet:
         ssh = sshd_fleet_factory(count)
@@ -76,7 +76,7 @@ def live_fleet(sshd_fleet_factory, tmp_path: Path,
             group_vars["bus_key_file"] = str(bus_key)
         inventory = ssh.write_inventory(tmp_path / "inventory.yaml", **group_vars)
 
-        agents = {}
+        agents: dict[str, AgentProcess] = {}
         for host in ssh:
             args = ["--host-id", host.name, "--debounce", "0.05"]
             if redis:
@@ -84,16 +84,14 @@ def live_fleet(sshd_fleet_factory, tmp_path: Path,
             if bus_key is not None:
                 args += ["--bus-key-file", str(bus_key)]
             agents[host.name] = AgentProcess(host.config_dir, args)
+            started.append(agents[host.name])
         for agent in agents.values():
             agent.wait_for_status(lambda status: True)
-        fleet = LiveFleet(ssh, agents, source, inventory, redis_server if redis else None)
-        made.append(fleet)
-        return fleet
+        return LiveFleet(ssh, agents, source, inventory, redis_server if redis else None)
 
     yield make
-    for fleet in made:
-        for agent in fleet.agents.values():
-            agent.stop()
+    for agent in started:
+        agent.stop()
 
 
 def test_push_converges_every_host_and_a_second_push_writes_nothing(live_fleet) -> None:
