@@ -10,10 +10,8 @@ host starts; at most ``forks`` hosts at once; no new host once the failures pass
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -195,8 +193,6 @@ class PushRun:
         version = content_version(files)
         logger.info("push started version=%s hosts=%d check=%s", version, len(self.hosts),
                     self.options.check)
-        if self.options.redis_url and self.options.wait and not self.options.check:
-            _import_in_background("redis.asyncio")
         try:
             result = await self._roll_out(files, version)
         finally:
@@ -361,17 +357,6 @@ class PushRun:
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None
-
-
-def _import_in_background(module: str) -> None:
-    """Start importing ``module`` on a thread while the SSH handshakes wait on the network.
-
-    Importing redis costs a tenth of a second of a whole ``hotconf push``; the main
-    thread mostly waits on the hosts then, so the import takes little from it. The
-    later ``import`` waits on the module lock if this one has not finished yet.
-    """
-    threading.Thread(target=importlib.import_module, args=(module,), daemon=True,
-                     name=f"import-{module}").start()
 
 
 def _reason_from_summary(state: str, summary: dict[str, Any]) -> str:
