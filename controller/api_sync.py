@@ -26,8 +26,7 @@ from typing import Any
 from controller.api_errors import ApiError
 from controller.errors import ControllerError
 from controller.rate_limit import SyncRateLimiter, retry_after_header
-from controller.sync import last_sync, plan_sync, sync_to_base
-from hotconf.backups import BackupStore
+from controller.sync import sync_status, sync_to_base
 from hotconf.errors import HotconfError, LockTimeout
 from hotconf.version import SETTINGS_FILE
 
@@ -77,27 +76,6 @@ async def sync_to_base_body(
 async def sync_status_body(config_dir: Path) -> dict[str, Any]:
     """The body of ``hotconf sync-status --json``."""
     try:
-        return await asyncio.to_thread(_sync_status, config_dir)
+        return await asyncio.to_thread(sync_status, config_dir)
     except ControllerError as exc:
         raise ApiError(503, "config_dir", str(exc)) from exc
-
-
-def _sync_status(config_dir: Path) -> dict[str, Any]:
-    # XXX: the same body is built in controller.sync_commands.sync_status; the test
-    # compares the two answers, until sync offers one function both call.
-    plan = plan_sync(config_dir)
-    generations = BackupStore(config_dir).generations()
-    record = last_sync(config_dir)
-    return {
-        "config_dir": str(config_dir),
-        "version": plan.version_before,
-        "settings_file_exists": (config_dir / SETTINGS_FILE).is_file(),
-        "can_sync": plan.status == "ready",
-        "status": plan.status,
-        "message": plan.message,
-        "changes": len(plan.changes),
-        "validation_summary": plan.report.summary(),
-        "backup_exists": bool(generations),
-        "backups": len(generations),
-        "last_sync": record.get("time") if record else None,
-    }

@@ -156,6 +156,30 @@ def sync_to_base(
     return plan
 
 
+def sync_status(config_dir: Path) -> dict[str, Any]:
+    """What ``hotconf sync-status --json`` and ``GET /api/settings/sync-status`` answer.
+
+    Whether a sync could run now, how many keys it would change, the validation
+    summary of the files, and the backups and last sync there are. Writes nothing.
+    """
+    plan = plan_sync(config_dir)
+    generations = BackupStore(config_dir).generations()
+    record = last_sync(config_dir)
+    return {
+        "config_dir": str(config_dir),
+        "version": plan.version_before,
+        "settings_file_exists": (config_dir / SETTINGS_FILE).is_file(),
+        "can_sync": plan.status == "ready",
+        "status": plan.status,
+        "message": plan.message,
+        "changes": len(plan.changes),
+        "validation_summary": plan.report.summary(),
+        "backup_exists": bool(generations),
+        "backups": len(generations),
+        "last_sync": record.get("time") if record else None,
+    }
+
+
 def require_config_dir(config_dir: Path) -> None:
     """Raise ``ControllerError`` naming ``config_dir`` when it is not a directory."""
     if not config_dir.is_dir():

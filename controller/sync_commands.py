@@ -19,7 +19,8 @@ import click
 from controller.options import config_dir_option, json_option
 from controller.render import report_text
 from controller.rollback import RollbackResult, plan_rollback, rollback
-from controller.sync import SyncResult, last_sync, plan_sync, sync_to_base
+from controller.sync import SyncResult, plan_sync, sync_to_base
+from controller.sync import sync_status as sync_status_body
 from hotconf.backups import DEFAULT_KEEP, BackupStore
 from hotconf.version import SETTINGS_FILE, directory_version
 
@@ -82,22 +83,7 @@ def sync(dry_run: bool, yes: bool, as_json: bool, config_dir: Path, keep: int) -
 @config_dir_option
 def sync_status(as_json: bool, config_dir: Path) -> None:
     """Say whether a sync can run, how many keys it changes, and when the last one was."""
-    plan = plan_sync(config_dir)
-    generations = BackupStore(config_dir).generations()
-    record = last_sync(config_dir)
-    body = {
-        "config_dir": str(config_dir),
-        "version": plan.version_before,
-        "settings_file_exists": (config_dir / SETTINGS_FILE).is_file(),
-        "can_sync": plan.status == "ready",
-        "status": plan.status,
-        "message": plan.message,
-        "changes": len(plan.changes),
-        "validation_summary": plan.report.summary(),
-        "backup_exists": bool(generations),
-        "backups": len(generations),
-        "last_sync": record.get("time") if record else None,
-    }
+    body = sync_status_body(config_dir)
     if as_json:
         _dump_json(body)
         return
