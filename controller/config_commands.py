@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import yaml
 
-from controller.options import config_dir_option, json_option
+from controller.options import config_dir_option, env_prefix_option, json_option
 from controller.render import explanation_text, report_text
 from hotconf import envmap
 from hotconf.findings import Level, Report
@@ -42,12 +42,13 @@ def _dump_json(body: object) -> None:
 @config_dir_option
 @json_option
 @click.option("--strict", is_flag=True, help="Exit 1 on WARNINGs too.")
-def validate(config_dir: Path, as_json: bool, strict: bool) -> None:
+@env_prefix_option
+def validate(config_dir: Path, as_json: bool, strict: bool, env_prefix: str) -> None:
     """Validate the layered configuration and report findings by level.
 
     Exit 0 when there is no ERROR or CRITICAL, 1 with ERRORs, 3 with any CRITICAL.
     """
-    snapshot = load_snapshot(config_dir)
+    snapshot = load_snapshot(config_dir, prefix=env_prefix)
     if as_json:
         body = snapshot.report.to_dict()
         body["config_dir"] = str(config_dir)
@@ -63,9 +64,10 @@ def validate(config_dir: Path, as_json: bool, strict: bool) -> None:
 @click.argument("path")
 @config_dir_option
 @json_option
-def explain(path: str, config_dir: Path, as_json: bool) -> None:
+@env_prefix_option
+def explain(path: str, config_dir: Path, as_json: bool, env_prefix: str) -> None:
     """Show the effective value of PATH, where it came from, and what it shadows."""
-    snapshot = load_snapshot(config_dir)
+    snapshot = load_snapshot(config_dir, prefix=env_prefix)
     key_known = path in LEAVES_BY_PATH or any(
         leaf.startswith(path + ".") for leaf in LEAVES_BY_PATH)
     if not key_known and snapshot.get(path, None) is None:
@@ -84,7 +86,7 @@ def explain(path: str, config_dir: Path, as_json: bool) -> None:
 @click.option("--markdown", is_flag=True,
               help="Print the reference table of docs/environment.md instead.")
 @click.option("--prefix", default=envmap.DEFAULT_PREFIX, show_default=True,
-              help="Prefix of the variables.")
+              envvar="HOTCONF_ENV_PREFIX", show_envvar=True, help="Prefix of the variables.")
 def env(markdown: bool, prefix: str) -> None:
     """List every environment variable the schema accepts, with its current value."""
     if markdown:
@@ -141,9 +143,10 @@ def _cell(text: str) -> str:
 @click.command()
 @config_dir_option
 @json_option
-def show(config_dir: Path, as_json: bool) -> None:
+@env_prefix_option
+def show(config_dir: Path, as_json: bool, env_prefix: str) -> None:
     """Print the effective configuration, secrets masked."""
-    snapshot = load_snapshot(config_dir)
+    snapshot = load_snapshot(config_dir, prefix=env_prefix)
     if as_json:
         _dump_json(snapshot.masked())
     else:

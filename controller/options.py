@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
+from hotconf.envmap import DEFAULT_PREFIX
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_CONFIG_DIR = "/etc/autobot"
@@ -30,3 +32,15 @@ def json_option(function: F) -> F:
     """``--json``: print machine-readable JSON instead of the human report."""
     return click.option("--json", "as_json", is_flag=True,
                         help="Print JSON for machines instead of text.")(function)
+
+
+def env_prefix_option(function: F) -> F:
+    """``--env-prefix``: the prefix of the overriding variables ($HOTCONF_ENV_PREFIX)."""
+    return click.option(
+        "--env-prefix",
+        default=DEFAULT_PREFIX,
+        envvar="HOTCONF_ENV_PREFIX",
+        show_default=True,
+        show_envvar=True,
+        help="Prefix of the environment variables that override the files.",
+    )(function)

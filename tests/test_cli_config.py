@@ -451,3 +451,17 @@ def test_script_on_a_copy_of_the_example_with_overrides(tmp_path: Path) -> None:
     assert "INFO (2)" in validated.stdout
     assert "server_port: 9000" in shown.stdout
     assert "hunter2" not in validated.stdout + validated.stderr + shown.stdout + shown.stderr
+
+
+def test_env_prefix_option_and_variable_choose_the_overriding_variables(tmp_path: Path) -> None:
+    config_dir = tmp_path / "autobot"
+    shutil.copytree(EXAMPLE_DIR, config_dir)
+
+    result = invoke("explain", "ui.theme", "--config-dir", str(config_dir), "--env-prefix",
+                    "MYBOT", env={"MYBOT_UI_THEME": "light", "AUTOBOT_UI_THEME": "auto"})
+    assert result.exit_code == 0, result.output
+    assert "from     MYBOT_UI_THEME" in result.output
+
+    result = invoke("show", "--config-dir", str(config_dir), "--json",
+                    env={"HOTCONF_ENV_PREFIX": "MYBOT", "MYBOT__CHAT__MAX_MESSAGES": "321"})
+    assert json.loads(result.output)["chat"]["max_messages"] == 321
