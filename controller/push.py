@@ -212,7 +212,7 @@ class PushRun:
         for index, batch in enumerate(batches):
             failed = sum(1 for result in results if not result.succeeded)
             if stopped or failed > allowed:
-                stopped = stopped or f"{failed} host(s) failed, more than --max-fail allows"
+                stopped = stopped or _too_many_failures(failed)
                 untouched.extend(host.name for host in batch)
                 continue
             batch_results = await self._push_batch(batch, files, version, limiter, results,
@@ -220,6 +220,9 @@ class PushRun:
             results.extend(batch_results)
             if index == 0 and options.canary and not all(r.succeeded for r in batch_results):
                 stopped = "the canary did not report applied"
+            elif untouched and not stopped:
+                # Hosts of this very batch were held back (--forks smaller than the batch).
+                stopped = _too_many_failures(sum(1 for r in results if not r.succeeded))
         return PushResult(version, results, untouched, stopped)
 
     async def _push_batch(self, batch: list[Host], files: dict[str, bytes], version: str,
@@ -357,6 +360,10 @@ class PushRun:
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None
+
+
+def _too_many_failures(failed: int) -> str:
+    return f"{failed} host(s) failed, more than --max-fail allows"
 
 
 def _reason_from_summary(state: str, summary: dict[str, Any]) -> str:

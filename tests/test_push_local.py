@@ -133,3 +133,17 @@ def test_a_canary_that_does_not_apply_stops_the_rollout(fleet) -> None:
     assert code == 1
     assert body["untouched"] == ["h2", "h3"]
     assert "canary" in body["stopped_because"]
+
+
+def test_hosts_held_back_within_a_batch_are_named_with_the_reason(fleet) -> None:
+    # h1's config_dir lies under a regular file, so writing there fails.
+    (fleet["h1"].parent / "blocker").write_text("")
+    inventory = json.loads(fleet["inventory"].read_text())
+    inventory["all"]["hosts"]["h1"]["config_dir"] = str(fleet["h1"].parent / "blocker" / "h1")
+    fleet["inventory"].write_text(json.dumps(inventory))
+
+    code, body = _push(fleet, "--no-wait", "--forks", "1", "--max-fail", "0")
+    assert code == 1
+    assert [host["result"] for host in body["hosts"]] == ["failed"]
+    assert body["untouched"] == ["h2", "h3"]
+    assert "max-fail" in body["stopped_because"]
