@@ -97,7 +97,7 @@ def push(inventory_path: Path | None, limit: str | None, config_dir: Path, check
 def host_line(host: HostResult) -> str:
     """One host's result, with its diff below it when one was asked for."""
     version = f"{host.before or '-'} -> {host.after or '-'}" if host.after != host.before \
-        else f"{host.after}"
+        else f"{host.after or '-'}"
     reason = f": {host.reason}" if host.reason else ""
     line = f"{host.name:<16} {host.outcome:<12} {version} ({host.seconds:.2f}s){reason}"
     return f"{line}\n{host.diff.rstrip()}" if host.diff else line

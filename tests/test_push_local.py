@@ -147,3 +147,16 @@ def test_hosts_held_back_within_a_batch_are_named_with_the_reason(fleet) -> None
     assert [host["result"] for host in body["hosts"]] == ["failed"]
     assert body["untouched"] == ["h2", "h3"]
     assert "max-fail" in body["stopped_because"]
+
+
+def test_a_host_never_read_shows_no_version_rather_than_none(fleet) -> None:
+    (fleet["h1"].parent / "blocker").write_text("")
+    inventory = json.loads(fleet["inventory"].read_text())
+    inventory["all"]["hosts"]["h1"]["config_dir"] = str(fleet["h1"].parent / "blocker" / "h1")
+    fleet["inventory"].write_text(json.dumps(inventory))
+
+    result = CliRunner().invoke(main, ["push", "-i", str(fleet["inventory"]), "--config-dir",
+                                       str(fleet["source"]), "--check", "--limit", "h1"])
+    assert result.exit_code == 1
+    line = next(line for line in result.stdout.splitlines() if line.startswith("h1 "))
+    assert "failed" in line and "None" not in line
