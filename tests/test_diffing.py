@@ -54,3 +54,35 @@ def test_secret_values_walks_lists_under_secret_keys() -> None:
     tree = {"a": {"token": "t0ken", "tokens": ["x1", "y2"], "plain": "visible"}}
 
     assert secret_values(tree) == ["t0ken", "x1", "y2"]
+
+
+def test_a_password_inside_a_url_is_masked_whatever_the_key() -> None:
+    before = b"ollama:\n  host: http://127.0.0.1:11434\n"
+    after = b"ollama:\n  host: http://admin:hunter2pw@127.0.0.1:11434\n"
+
+    diff = masked_unified_diff("config.yaml", before, after)
+
+    assert "hunter2pw" not in diff
+    assert f"+  host: http://admin:{MASK}@127.0.0.1:11434\n" in diff
+
+
+def test_the_lines_that_continue_a_secret_value_are_masked() -> None:
+    before = (b"security:\n  jwt_secret: |\n    first-line-of-it\n    second-line-of-it\n"
+              b"  api_key: >-\n    folded-part-one\n    folded-part-two\n"
+              b"  credentials:\n    user: al\n    pw: x1\n  password: \"multi\n    line-quoted\"\n"
+              b"  allowed_hosts:\n    - localhost\n")
+    after = before.replace(b"localhost", b"gui.example") + b"other: 1\n"
+    known = secret_values(yaml.safe_load(before))
+
+    diff = masked_unified_diff("config.yaml", before, after, secrets=known, context=20)
+
+    for value in ("first-line", "second-line", "folded-part", "al\n", "x1", "line-quoted"):
+        assert value not in diff
+    assert f"   jwt_secret: {MASK}\n     {MASK}\n     {MASK}\n" in diff
+    assert "   credentials:\n" in diff
+    assert " allowed_hosts:\n-    - localhost\n+    - gui.example\n" in diff
+
+
+def test_a_quoted_secret_with_a_hash_inside_is_masked_whole() -> None:
+    assert mask_line('  password: "abc #def"  # note\n') == f"  password: {MASK}  # note\n"
+    assert mask_line("  token: 'it''s #1'\n") == f"  token: {MASK}\n"
