@@ -21,7 +21,7 @@ from typing import Any, Literal
 from controller.diffs import masked_diff
 from controller.errors import ControllerError, HostUnreachable
 from controller.inventory import Host
-from controller.reports import ReportCollector
+from controller.reports import ReportCollector, report_from_status
 from controller.rollout import Share, failures_allowed, plan_batches
 from controller.targets import HostTarget, LocalTarget
 from hotconf.bus import RELOAD_CHANNEL, ReloadMessage, encode_reload
@@ -284,6 +284,8 @@ class PushRun:
                 result.diff = masked_diff(current, files, host.name)
             if result.before == version:
                 result.outcome, result.after = "ok", version
+                if self.options.wait and not self.options.check:
+                    return await self._confirm_served(result, target, version)
                 return result, None
             if self.options.check:
                 result.outcome = "changed"
@@ -308,10 +310,31 @@ class PushRun:
         finally:
             result.seconds = time.perf_counter() - started
 
+    async def _confirm_served(self, result: HostResult, target: HostTarget,
+                              version: str) -> tuple[HostResult, HostTarget | None]:
+        """Identical files are "ok" only when the agent took them; else wait for it.
+
+        Files already in place may have been rejected by the agent, or landed while it
+        was down: the agent's own status.json (one read on the open connection) says.
+        The target is returned when the agent has yet to report this version.
+        """
+        try:
+            report = report_from_status(result.name, await target.read_status())
+        except Exception as exc:
+            logger.debug("status.json unreadable host=%s reason=%s", result.name, exc)
+            report = None
+        if report is None or report.version != version or report.state == "stale":
+            return result, target
+        if report.state not in ("applied", "unchanged"):
+            self._settle(result, report, version)
+        return result, None
+
     def _settle(self, result: HostResult, report: Any, version: str) -> None:
         if report is None:
+            landed = ("files already in place" if result.outcome == "ok"
+                      else "files written")
             result.outcome = "failed"
-            result.reason = (f"files written, but the agent did not report version {version} "
+            result.reason = (f"{landed}, but the agent did not report version {version} "
                              f"within {self.options.timeout:g}s: is hotconf-agent running "
                              "there? (hotconf status shows its last report)")
             return

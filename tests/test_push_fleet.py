@@ -201,6 +201,33 @@ def test_an_agent_that_rejects_is_reported_with_its_findings(live_fleet) -> None
     assert rows["vm1"]["serving"] == good and rows["vm1"]["drift"]
 
 
+def test_pushing_a_rejected_version_again_is_still_rejected_not_ok(live_fleet) -> None:
+    fleet = live_fleet(1)
+    config = fleet.source / "config.yaml"
+    config.write_text(config.read_text().replace("\nlogging:", "\nloggin:"))
+    code, body = fleet.push("--force")
+    assert code == 1 and body["hosts"][0]["result"] == "rejected", body
+
+    code, body = fleet.push("--force")
+    assert code == 1, body
+    assert body["hosts"][0]["result"] == "rejected"
+    assert "required section 'logging' is missing" in body["hosts"][0]["reason"]
+
+
+def test_files_in_place_with_the_agent_down_are_not_ok(live_fleet) -> None:
+    fleet = live_fleet(2)
+    fleet.agents["vm2"].stop()
+    code, body = fleet.push("--timeout", "1")
+    assert code == 1 and fleet.by_host(body)["vm2"]["result"] == "failed", body
+
+    code, body = fleet.push("--timeout", "1")
+    hosts = fleet.by_host(body)
+    assert code == 1, body
+    assert hosts["vm1"]["result"] == "ok"
+    assert hosts["vm2"]["result"] == "failed"
+    assert "files already in place" in hosts["vm2"]["reason"]
+    assert "did not report" in hosts["vm2"]["reason"]
+
 def test_a_rejecting_canary_leaves_the_other_hosts_untouched(live_fleet) -> None:
     fleet = live_fleet(3)
     before = (fleet.ssh["vm3"].config_dir / "config.yaml").read_bytes()
