@@ -14,8 +14,9 @@ Every route but ``/healthz`` needs ``Authorization: Bearer <token>`` (compared i
 constant time; see ``controller.api_token``).  Bodies over 64 KiB are refused before a
 route sees them.  Each error is ``{"error": code, "message": what to do}``.  Work that
 touches files runs in a thread, so a sync waiting for the lock never stalls the other
-requests.  Secrets never appear in an answer: findings carry masked values, and
-nothing else echoes configuration values.
+requests.  Secrets never appear in an answer: every body, errors included, goes
+through ``hotconf.secrets.mask_tree`` on its way out (secret keys, and passwords in
+URLs wherever they are quoted).
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         body = snapshot.report.to_dict()
         body["config_dir"] = str(settings.config_dir)
         body["version"] = snapshot.version
-        return body
+        # A finding's message or value may quote a URL with its password in it.
+        masked: dict[str, Any] = mask_tree(body)
+        return masked
 
     @app.post("/api/settings/sync-to-base", response_model=SyncBody, tags=["settings"],
               dependencies=[authorized],

@@ -18,6 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hotconf.secrets import mask_tree
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,7 +43,8 @@ class ApiError(Exception):
         self.extra = dict(extra or {})
 
     def response(self) -> JSONResponse:
-        body = {"error": self.code, "message": self.message, **self.extra}
+        # Findings and messages may quote values: mask secrets on the way out.
+        body = mask_tree({"error": self.code, "message": self.message, **self.extra})
         return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 

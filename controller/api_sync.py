@@ -28,6 +28,7 @@ from controller.errors import ControllerError
 from controller.rate_limit import SyncRateLimiter, retry_after_header
 from controller.sync import sync_status, sync_to_base
 from hotconf.errors import HotconfError, LockTimeout
+from hotconf.secrets import mask_tree
 from hotconf.version import SETTINGS_FILE
 
 logger = logging.getLogger(__name__)
@@ -70,12 +71,16 @@ async def sync_to_base_body(
             extra={"summary": result.report.summary(),
                    "findings": [finding.to_dict() for finding in result.report]},
         )
-    return body
+    # Findings may quote a URL with its password; the diff and changes are masked already.
+    masked: dict[str, Any] = mask_tree(body)
+    return masked
 
 
 async def sync_status_body(config_dir: Path) -> dict[str, Any]:
     """The body of ``hotconf sync-status --json``."""
     try:
-        return await asyncio.to_thread(sync_status, config_dir)
+        body = await asyncio.to_thread(sync_status, config_dir)
     except ControllerError as exc:
         raise ApiError(503, "config_dir", str(exc)) from exc
+    masked: dict[str, Any] = mask_tree(body)
+    return masked

@@ -107,6 +107,19 @@ class TestValidate:
         assert "change-me-redis-password" not in answer.text
 
 
+    def test_a_password_in_a_url_is_masked_in_findings(self, config_dir: Path) -> None:
+        (config_dir / "settings.json").write_text(json.dumps(
+            {"backend": {"llm": {"ollama": {"host": "ftp://admin:hunter2-in-a-url@host"}}}}
+        ))
+
+        with serving(create_app(settings_for(config_dir))) as url:
+            answer = httpx.get(f"{url}/api/config/validate", headers=AUTH)
+
+        assert answer.status_code == 200
+        assert any(issue["path"] == "backend.llm.ollama.host" for issue in answer.json()["issues"])
+        assert "hunter2-in-a-url" not in answer.text
+
+
 class TestAuth:
     @pytest.mark.parametrize(("method", "path"), PROTECTED)
     def test_missing_token_is_401_with_a_challenge(

@@ -186,6 +186,18 @@ class TestSync:
         assert "change-me-redis-password" not in answer.text
 
 
+    def test_secrets_never_appear_in_a_refusal(self, config_dir: Path, api: httpx.Client) -> None:
+        (config_dir / "settings.json").write_text(json.dumps(
+            {"memory": "redis://:hunter2-in-a-url@127.0.0.1:6379"}
+        ))
+
+        answer = api.post(SYNC)
+
+        assert answer.status_code == 409
+        assert any(finding["path"] == "memory" for finding in answer.json()["findings"])
+        assert "hunter2-in-a-url" not in answer.text
+
+
 class TestTwoSyncsAtOnce:
     def test_one_syncs_the_other_waits_and_the_file_is_never_torn(
         self, config_dir: Path
