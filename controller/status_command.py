@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,9 @@ from controller.options import config_dir_option, json_option
 from controller.push import PushOptions, make_target
 from controller.status import FleetStatus, fleet_status
 from controller.targets import HostTarget
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 WATCH_INTERVAL_S = 2.0
 
@@ -55,24 +59,65 @@ def status(inventory_path: Path | None, limit: str | None, config_dir: Path, wat
         sys.exit(0 if snapshot.converged else 1)
 
     try:
-        while True:
-            snapshot = asyncio.run(take())
-            if as_json:
-                click.echo(json.dumps(snapshot.to_dict()))
-            else:
-                click.clear() if sys.stdout.isatty() else None
-                click.echo(status_text(snapshot))
-            time.sleep(WATCH_INTERVAL_S)
+        asyncio.run(_watch(take, as_json=as_json))
     except KeyboardInterrupt:
+        # Ctrl-C is how a watch ends: asyncio.run has already cancelled and closed all.
         return
+
+
+async def _watch(take: Callable[[], Awaitable[FleetStatus]], *, as_json: bool) -> None:
+    """Refresh until cancelled, on one event loop: a rich Live table on a terminal,
+    else one JSON line or one text block per refresh."""
+    if as_json or not sys.stdout.isatty():
+        while True:
+            snapshot = await take()
+            click.echo(json.dumps(snapshot.to_dict()) if as_json else status_text(snapshot) + "\n")
+            await asyncio.sleep(WATCH_INTERVAL_S)
+
+    from rich.live import Live
+
+    with Live(auto_refresh=False, redirect_stderr=False) as live:
+        while True:
+            snapshot = await take()
+            live.update(status_table(snapshot), refresh=True)
+            await asyncio.sleep(WATCH_INTERVAL_S)
+
+
+def status_table(snapshot: FleetStatus) -> Table:
+    """The rows of ``status_text`` as a rich table, for the terminal's live view."""
+    from rich.table import Table
+
+    verdict = "converged" if snapshot.converged else "[bold red]NOT converged[/]"
+    table = Table(title=f"hotconf status: expected {snapshot.expected_version}, "
+                        f"reports from {_source(snapshot)}",
+                  caption=f"fleet {verdict}: {len(snapshot.hosts)} host(s); Ctrl-C to stop")
+    for column in _HEADER:
+        table.add_column(column)
+    for row in _rows(snapshot):
+        table.add_row(*row)
+    return table
 
 
 def status_text(snapshot: FleetStatus) -> str:
     """A table of hosts, then whether the fleet converged."""
+    rows = _rows(snapshot)
+    widths = [max(len(row[index]) for row in [_HEADER, *rows]) for index in range(8)]
+    lines = [f"expected version {snapshot.expected_version}; reports from {_source(snapshot)}"]
+    for row in [_HEADER, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row[:8], widths, strict=True)]
+        lines.append(("  ".join(cells) + "  " + row[8]).rstrip())
+    verdict = "converged" if snapshot.converged else "NOT converged"
+    lines.append(f"fleet {verdict}: {len(snapshot.hosts)} host(s)")
+    return "\n".join(lines)
+
+
+_HEADER = ("host", "reachable", "serving", "on disk", "state", "age", "drift", "from",
+           "problem")
+
+
+def _rows(snapshot: FleetStatus) -> list[tuple[str, ...]]:
     now = snapshot.taken_at
-    header = ("host", "reachable", "serving", "on disk", "state", "age", "drift", "from",
-              "problem")
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for host in snapshot.hosts:
         age = host.age(now)
         rows.append((
@@ -80,16 +125,12 @@ def status_text(snapshot: FleetStatus) -> str:
             host.version or "-", host.state or "-", "-" if age is None else _age(age),
             "DRIFT" if host.drift else "-", host.source or "-", host.problem or "",
         ))
-    widths = [max(len(str(row[index])) for row in [header, *rows]) for index in range(8)]
-    source = ("redis" if snapshot.redis else "status.json over SSH" +
-              (" (redis not answering)" if snapshot.redis_configured else ""))
-    lines = [f"expected version {snapshot.expected_version}; reports from {source}"]
-    for row in [header, *rows]:
-        cells = [str(cell).ljust(width) for cell, width in zip(row[:8], widths, strict=True)]
-        lines.append(("  ".join(cells) + "  " + row[8]).rstrip())
-    verdict = "converged" if snapshot.converged else "NOT converged"
-    lines.append(f"fleet {verdict}: {len(snapshot.hosts)} host(s)")
-    return "\n".join(lines)
+    return rows
+
+
+def _source(snapshot: FleetStatus) -> str:
+    return ("redis" if snapshot.redis else "status.json over SSH" +
+            (" (redis not answering)" if snapshot.redis_configured else ""))
 
 
 def _age(seconds: float) -> str:

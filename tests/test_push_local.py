@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -160,3 +167,40 @@ def test_a_host_never_read_shows_no_version_rather_than_none(fleet) -> None:
     assert result.exit_code == 1
     line = next(line for line in result.stdout.splitlines() if line.startswith("h1 "))
     assert "failed" in line and "None" not in line
+
+
+def _read_pty(fd: int, until: Callable[[bytes], bool], deadline: float) -> bytes:
+    seen = b""
+    while not until(seen) and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+
+
+def test_status_watch_on_a_terminal_is_a_live_table_that_ctrl_c_ends_cleanly(fleet) -> None:
+    argv = [sys.executable, "-m", "controller", "status", "--watch", "-i",
+            str(fleet["inventory"]), "--config-dir", str(fleet["source"])]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command on a terminal
+        os.execv(sys.executable, argv)
+    try:
+        deadline = time.monotonic() + 30
+        shown = _read_pty(fd, lambda seen: b"Ctrl-C to stop" in seen, deadline)
+        assert b"Ctrl-C to stop" in shown, shown.decode(errors="replace")
+        assert all(name.encode() in shown for name in ("h1", "h2", "h3"))
+
+        os.kill(pid, signal.SIGINT)
+        rest = _read_pty(fd, lambda _seen: False, deadline)
+        _, wait_status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(wait_status) == 0
+    assert b"Traceback" not in shown + rest
