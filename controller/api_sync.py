@@ -14,6 +14,9 @@ a second sync within the interval          429     seconds to wait (and Retry-Af
 config dir missing or unreadable           503     what to fix
 a write or backup failed                   500     what failed and where things stand
 =========================================  ======  ====================================
+
+Only a sync that answers 200 takes the client's slot for the interval: after a 409,
+423, 500 or 503 the client may fix the cause and try again at once.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 from controller.api_errors import ApiError
 from controller.errors import ControllerError
 from controller.rate_limit import SyncRateLimiter, retry_after_header
-from controller.sync import sync_status, sync_to_base
+from controller.sync import SyncResult, sync_status, sync_to_base
 from hotconf.errors import HotconfError, LockTimeout
 from hotconf.secrets import mask_tree
 from hotconf.version import SETTINGS_FILE
@@ -49,7 +52,7 @@ async def sync_to_base_body(
         )
 
     try:
-        result = await asyncio.to_thread(sync_to_base, config_dir, lock_timeout=lock_timeout_s)
+        result = await _sync_or_release(config_dir, client, limiter, lock_timeout_s)
     except LockTimeout as exc:
         raise ApiError(423, "locked", f"{exc}; nothing was written",
                        extra={"holder_pid": exc.holder_pid}) from exc
@@ -74,6 +77,21 @@ async def sync_to_base_body(
     # Findings may quote a URL with its password; the diff and changes are masked already.
     masked: dict[str, Any] = mask_tree(body)
     return masked
+
+
+async def _sync_or_release(
+    config_dir: Path, client: str, limiter: SyncRateLimiter, lock_timeout_s: float
+) -> SyncResult:
+    # Only a sync that wrote counts against the client: after a refusal, a held lock or
+    # a failure the answer says "fix it, then sync again", and a 429 would contradict it.
+    try:
+        result = await asyncio.to_thread(sync_to_base, config_dir, lock_timeout=lock_timeout_s)
+    except Exception:
+        limiter.release(client)
+        raise
+    if result.status == "refused":
+        limiter.release(client)
+    return result
 
 
 async def sync_status_body(config_dir: Path) -> dict[str, Any]:

@@ -64,6 +64,11 @@ class SyncRateLimiter:
         self._granted[client] = now
         return 0.0
 
+    def release(self, client: str) -> None:
+        """Give the client's slot back: its sync changed nothing (refused, locked, failed),
+        and the answer told it to fix the cause and try again."""
+        self._granted.pop(client, None)
+
     def _forget_expired(self, now: float) -> None:
         while self._granted:
             client, granted_at = next(iter(self._granted.items()))

@@ -152,6 +152,40 @@ class TestSync:
         assert answer.json()["retry_after_s"] == retry_after
         assert f"try again in {retry_after} s" in answer.json()["message"]
 
+    def test_a_refused_sync_may_be_retried_at_once_once_fixed(
+        self, config_dir: Path, api: httpx.Client
+    ) -> None:
+        good = (config_dir / "settings.json").read_bytes()
+        (config_dir / "settings.json").write_text('{"ui": ')
+        assert api.post(SYNC).status_code == 409
+
+        (config_dir / "settings.json").write_bytes(good)
+        answer = api.post(SYNC)
+
+        assert answer.status_code == 200
+        assert answer.json()["status"] == "synced"
+        assert api.post(SYNC).status_code == 429
+
+    def test_a_sync_locked_out_may_be_retried_at_once(self, config_dir: Path) -> None:
+        holder = subprocess.Popen(
+            [sys.executable, str(TESTS / "lock_worker.py"), "hold",
+             str(config_dir / "config.yaml")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(TESTS.parent)},
+        )
+        with serving(app_for(config_dir, lock_timeout_s=0.3)) as url:
+            try:
+                assert holder.stdout is not None
+                assert holder.stdout.readline() == f"held {holder.pid}\n"
+                assert httpx.post(f"{url}{SYNC}", headers=AUTH, timeout=30).status_code == 423
+            finally:
+                holder.communicate("", timeout=10)
+
+            answer = httpx.post(f"{url}{SYNC}", headers=AUTH, timeout=30)
+
+        assert answer.status_code == 200
+        assert answer.json()["status"] == "synced"
+
     def test_rate_limit_is_per_client(self, config_dir: Path) -> None:
         with serving(app_for(config_dir)) as url:
             port = url.rsplit(":", 1)[1]

@@ -100,3 +100,14 @@ def test_bad_settings_are_refused() -> None:
 )
 def test_retry_after_is_whole_seconds_rounded_up(seconds: float, header: str) -> None:
     assert retry_after_header(seconds) == header
+
+
+def test_a_released_slot_may_be_taken_again_at_once() -> None:
+    limiter = SyncRateLimiter(interval_s=60, clock=lambda: 100.0)
+    assert limiter.try_acquire("10.0.0.1") == 0.0
+
+    limiter.release("10.0.0.1")
+    limiter.release("never-seen")
+
+    assert limiter.try_acquire("10.0.0.1") == 0.0
+    assert limiter.try_acquire("10.0.0.1") > 0
