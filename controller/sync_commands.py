@@ -174,8 +174,8 @@ def _print_sync(result: SyncResult, as_json: bool, *, err: bool = False,
         lines.append(f"changes ({len(result.changes)}):")
         for change in result.changes:
             shown = change.to_dict()
-            before = "(new)" if change.added else json.dumps(shown["before"])
-            lines.append(f"  {change.path}: {before} -> {json.dumps(shown['after'])}")
+            before = "(new)" if change.added else _value_text(shown["before"])
+            lines.append(f"  {change.path}: {before} -> {_value_text(shown['after'])}")
     if diff and result.kept_in_settings:
         lines.append(f"kept in {SETTINGS_FILE} (never in the base): "
                      f"{', '.join(result.kept_in_settings)}")
@@ -198,6 +198,11 @@ def _print_rollback(result: RollbackResult, as_json: bool, *, err: bool = False,
         lines.extend(f"  {name}: {action}" for name, action in result.file_actions.items())
     lines.append(result.message)
     click.echo("\n".join(lines), err=err)
+
+
+def _value_text(value: object) -> str:
+    # As JSON, but as written: "été", not "\u00e9t\u00e9".
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _colour(err: bool) -> bool:

@@ -79,6 +79,17 @@ def test_dry_run_shows_the_diff_and_writes_nothing(config_dir: Path) -> None:
     assert not (config_dir / ".hotconf").exists()
 
 
+def test_changes_show_text_as_written(config_dir: Path) -> None:
+    (config_dir / "settings.json").write_text(
+        json.dumps({"chat": {"default_prompt": "été ☀"}}), encoding="utf-8"
+    )
+
+    result = hotconf("sync", "--dry-run", "--config-dir", str(config_dir))
+
+    assert result.exit_code == 0
+    assert 'chat.default_prompt: "default" -> "été ☀"' in result.stdout
+
+
 def test_without_yes_and_without_a_terminal_it_refuses(config_dir: Path) -> None:
     before = read_managed_files(config_dir)
 
