@@ -109,10 +109,12 @@ async def _host_status(host: Host, target: HostTarget, report: AgentReport | Non
     try:
         await target.connect()
         row.reachable = True
-        if report is None:
-            report = report_from_status(host.name, await target.read_status())
-            row.source = "status.json" if report is not None else None
-        else:
+        # The newer of the two wins: an agent cut off from Redis goes on applying and
+        # writing status.json, while its entry in the Redis hash grows old.
+        on_disk = report_from_status(host.name, await target.read_status())
+        if on_disk is not None and (report is None or on_disk.ts > report.ts):
+            report, row.source = on_disk, "status.json"
+        elif report is not None:
             row.source = "redis"
     except ControllerError as exc:
         row.problem = str(exc)

@@ -179,6 +179,22 @@ def test_with_redis_down_reports_are_read_over_sftp_and_the_fast_path_returns(
     assert status["redis"] and {row["source"] for row in status["hosts"]} == {"redis"}
 
 
+def test_status_prefers_status_json_when_the_redis_entry_is_older(live_fleet) -> None:
+    fleet = live_fleet(1)
+    assert fleet.redis is not None
+    code, _body = fleet.push()
+    assert code == 0
+    # The hash entry of an agent that has since lost Redis: an older report.
+    old = json.dumps({"host": "vm1", "version": "0123456789ab", "state": "applied",
+                      "summary": {"serving": "0123456789ab"}, "ts": 1.0})
+    fleet.redis.command("HSET", "hotconf:status", "vm1", old)
+
+    code, status = fleet.status()
+    row = fleet.by_host(status)["vm1"]
+    assert code == 0, status
+    assert row["source"] == "status.json"
+    assert row["serving"] == directory_version(fleet.source) and not row["drift"]
+
 def test_an_agent_that_rejects_is_reported_with_its_findings(live_fleet) -> None:
     fleet = live_fleet(2)
     good = directory_version(fleet.ssh["vm1"].config_dir)
