@@ -26,14 +26,13 @@ from agent.debounce import Debouncer
 from agent.errors import AgentSettingsError
 from agent.hooks import kill_running_hooks
 from agent.looks import REDIS, SIGNAL, Look, LookQueue
-from agent.reload import Reloader
+from agent.reload import Reloader, read_disk
 from agent.settings import AUTO_RELOAD_SWITCH, AgentSettings
 from agent.status import StatusFile
 from agent.watcher import Watching
 from hotconf import __version__ as hotconf_version
 from hotconf.bus import AgentReport, ReloadMessage, load_bus_key
 from hotconf.errors import HotconfError
-from hotconf.version import directory_version
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +167,7 @@ class Agent:
             self._announcements.settle(self._reloader.seen_version)
 
     def _on_reload_message(self, message: ReloadMessage) -> None:
-        on_disk = directory_version(self.settings.config_dir)
+        on_disk = read_disk(self.settings.config_dir).version
         if on_disk == message.version:
             self._looks.put(Look.of(REDIS, urgent=True, announced=[message.version]))
             return

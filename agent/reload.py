@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from agent.errors import AgentError
@@ -31,8 +32,9 @@ from hotconf.bus import AgentReport, ReportState
 from hotconf.errors import HotconfError
 from hotconf.findings import Level
 from hotconf.secrets import MASK, is_secret_path
-from hotconf.snapshot import Snapshot, evaluate
-from hotconf.version import content_version, read_managed_files
+from hotconf.snapshot import Snapshot, evaluate, load_snapshot
+from hotconf.sources import read_source
+from hotconf.version import MANAGED_FILES, content_version
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,46 @@ class NothingToServe(AgentError):
     """At start, the files on disk are rejected and there is no last good set."""
 
     exit_code = 3
+
+
+@dataclass(frozen=True, slots=True)
+class DiskFiles:
+    """The managed files as read once, and the ones that are there but cannot be used."""
+
+    files: dict[str, bytes]
+    unusable: tuple[str, ...] = ()
+
+    @property
+    def version(self) -> str:
+        return content_version(self.files)
+
+    @property
+    def identity(self) -> str:
+        """The version, marked when a file could not be read.
+
+        An unreadable settings.json leaves the same bytes as a missing one; the mark
+        keeps the two apart, so the file becoming readable again is a change.
+        """
+        if not self.unusable:
+            return self.version
+        return f"{self.version}+unusable:{','.join(self.unusable)}"
+
+
+def read_disk(config_dir: Path) -> DiskFiles:
+    """Read the managed files without ever blocking or raising.
+
+    A file that is there but cannot be used (a directory, a FIFO, no permission) is
+    named in ``unusable``; the evaluation turns it into a CRITICAL finding.
+    """
+    files: dict[str, bytes] = {}
+    unusable: list[str] = []
+    for name in MANAGED_FILES:
+        raw = read_source(config_dir / name, required=False)
+        if isinstance(raw, bytes):
+            files[name] = raw
+        elif raw is not None:
+            unusable.append(name)
+    return DiskFiles(files, tuple(unusable))
 
 
 def build_hooks(settings: AgentSettings) -> list[Hook]:
@@ -76,6 +118,7 @@ class Reloader:
         self._environ = dict(environ)
         self.serving: Snapshot | None = None
         self.seen_version: str | None = None
+        self._seen_identity: str | None = None
         self.last_report: AgentReport | None = None
 
     @property
@@ -85,7 +128,9 @@ class Reloader:
     async def start(self) -> AgentReport:
         """The first reload; raises ``NothingToServe`` when nothing valid can be served."""
         started = time.perf_counter()
-        snapshot = self._evaluate_disk()
+        disk = read_disk(self.config_dir)
+        self._seen_identity = disk.identity
+        snapshot = self._evaluate(disk)
         look = Look.of(START)
         if not snapshot.report.critical:
             return await self._apply(snapshot, look, started)
@@ -107,12 +152,12 @@ class Reloader:
     async def reload(self, look: Look) -> AgentReport | None:
         """Look at the directory once; None when its version is the one last seen."""
         started = time.perf_counter()
-        files = read_managed_files(self.config_dir)
-        version = content_version(files)
-        if version == self.seen_version and not look.forced:
-            return self._unchanged(version, look)
+        disk = read_disk(self.config_dir)
+        if disk.identity == self._seen_identity and not look.forced:
+            return self._unchanged(disk.version, look)
 
-        snapshot = evaluate(files, self.config_dir, self._environ)
+        self._seen_identity = disk.identity
+        snapshot = self._evaluate(disk)
         if snapshot.report.critical:
             return self._reject(snapshot, look, started)
         return await self._apply(snapshot, look, started)
@@ -208,8 +253,11 @@ class Reloader:
         self._status.write(report, serving=self.serving_version)
         self._publish(report)
 
-    def _evaluate_disk(self) -> Snapshot:
-        return evaluate(read_managed_files(self.config_dir), self.config_dir, self._environ)
+    def _evaluate(self, disk: DiskFiles) -> Snapshot:
+        if disk.unusable:
+            # Read again by hotconf, which says what is wrong with the file.
+            return load_snapshot(self.config_dir, self._environ)
+        return evaluate(disk.files, self.config_dir, self._environ)
 
     def _nothing_to_serve(self, snapshot: Snapshot, good: Snapshot | None) -> str:
         problems = "; ".join(str(finding) for finding in snapshot.report.at(Level.CRITICAL)[:3])

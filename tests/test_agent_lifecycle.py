@@ -107,6 +107,19 @@ class TestStartAndStop:
         assert re.search(r"config\.yaml:\d+: config\.yaml is not valid YAML", message)
         assert "no last good configuration" in message
 
+    @pytest.mark.parametrize("make", [os.mkdir, os.mkfifo], ids=["directory", "fifo"])
+    def test_a_managed_file_that_cannot_be_read_at_start_exits_3(
+        self, start_agent: StartAgent, config_dir: Path, make: Callable[[Path], None]
+    ) -> None:
+        make(config_dir / "settings.json")
+        agent = start_agent()
+
+        assert agent.wait_exit() == 3
+        message = agent.log().splitlines()[-1]
+        assert message.startswith("hotconf-agent: cannot start:")
+        assert "settings.json" in message
+        assert "Traceback" not in agent.log()
+
     def test_with_a_last_good_it_serves_that_and_reports_rejected(
         self, start_agent: StartAgent, config_dir: Path, hook_log: HookLog, tmp_path: Path
     ) -> None:

@@ -225,6 +225,26 @@ class TestRejection:
         assert status["serving"] == V1
         assert hook_log.entries() == [f"{V1} applied"]
 
+    def test_a_managed_file_that_cannot_be_read_is_rejected_then_recovers(
+        self, start_agent: StartAgent, config_dir: Path, watcher: list[str], hook_log: HookLog
+    ) -> None:
+        agent = start_agent(*watcher, "--hook", hook_log.command)
+        agent.wait_for_version(V1)
+
+        # Unreadable in place (a directory here; a file without permission alike).
+        (config_dir / "settings.json").mkdir()
+
+        status = agent.wait_for_status(lambda status: status["state"] == "rejected")
+        assert status["serving"] == V1
+        assert "settings.json is a directory" in status["summary"]["critical_findings"][0]
+        assert "Traceback" not in agent.log()
+
+        # The same bytes as before are readable again: that is a change back.
+        (config_dir / "settings.json").rmdir()
+        agent.wait_for_version(V1)
+        assert hook_log.entries() == [f"{V1} applied", f"{V1} applied"]
+        assert agent.process.poll() is None
+
     def test_directory_removed_and_recreated(
         self, start_agent: StartAgent, config_dir: Path, watcher: list[str], hook_log: HookLog
     ) -> None:
