@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +101,8 @@ class PollWatcher:
     def _observe(self, name: str, before: _Seen | None) -> _Seen:
         path = self._config_dir / name
         try:
-            fingerprint = Fingerprint.of(path.stat())
+            status = path.stat()
+            fingerprint = Fingerprint.of(status)
         except (FileNotFoundError, NotADirectoryError):
             return _Seen(None, None)
         except OSError as exc:
@@ -110,11 +112,25 @@ class PollWatcher:
             return _Seen(None, None)
 
         # Hash only what was touched lately: older files cannot hide a same-tick write.
-        if not fingerprint.touched_since(time.time_ns() - RECENT_NS):
+        # Only a regular file: reading a FIFO put in its place would block the loop.
+        recent = fingerprint.touched_since(time.time_ns() - RECENT_NS)
+        if not recent or not stat.S_ISREG(status.st_mode):
             kept = before.digest if before and before.fingerprint == fingerprint else None
             return _Seen(fingerprint, kept)
+        return _Seen(fingerprint, _digest(path))
+
+
+def _digest(path: Path) -> bytes | None:
+    try:
+        # O_NONBLOCK: the file may be swapped for a FIFO between the stat and the open.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    digest = hashlib.sha256()
+    with os.fdopen(descriptor, "rb") as handle:
         try:
-            digest = hashlib.sha256(path.read_bytes()).digest()
+            while chunk := handle.read(65536):
+                digest.update(chunk)
         except OSError:
-            digest = None
-        return _Seen(fingerprint, digest)
+            return None
+    return digest.digest()

@@ -397,3 +397,20 @@ class TestPollingFingerprint:
             pytest.skip("the second landed in the next second; the case did not arise")
         assert watcher.scan() == {"config.yaml"}
         assert watcher.scan() == frozenset()
+
+    async def test_a_fifo_in_place_of_a_file_does_not_block_the_pass(self, tmp_path: Path) -> None:
+        (tmp_path / "config.yaml").write_bytes(BASE)
+        watcher = PollWatcher(tmp_path, LookQueue(), interval=POLL_INTERVAL)
+        watcher.arm()
+        fifo = tmp_path / "settings.json"
+        os.mkfifo(fifo)
+
+        scanning = asyncio.create_task(asyncio.to_thread(watcher.scan))
+        done, _ = await asyncio.wait([scanning], timeout=DEADLINE)
+        if not done:
+            # Release the blocked open so the thread ends, then fail.
+            with open(fifo, "wb"):
+                pass
+            await scanning
+            pytest.fail("a polling pass blocked on a FIFO")
+        assert scanning.result() == {"settings.json"}
