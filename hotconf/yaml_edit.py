@@ -157,11 +157,19 @@ def _insert(node: CommentedMap, key: str, value: Any, prefix: tuple[str, ...]) -
     position = _position_for(node, key, prefix)
     keys = list(node)
     trailing = _detach_trailing(node, keys[position - 1]) if position > 0 else None
-    if trailing is None and position == len(keys) and not prefix and keys:
-        # A new section at the end of the file: set it apart as the others are.
-        _ensure_blank_line_after(node, keys[-1])
+    # A new section is set apart from the one before it as the others are: at the end
+    # of the file, or where a blank line followed that section (the new one carries the
+    # rest, so a comment about the next section stays just above it).
+    set_apart = (trailing is None and position == len(keys)) or (
+        trailing is not None and trailing.value.startswith("\n\n")
+    )
+    if set_apart and not prefix and keys:
+        _ensure_blank_line_after(node, keys[position - 1])
     node.insert(position, key, _to_round_trip(value))
     _attach_trailing(node, key, trailing)
+    if position == 0 and not prefix and keys:
+        # A new first section: the old first one keeps its distance from it.
+        _ensure_blank_line_after(node, key)
 
 
 def _position_for(node: CommentedMap, key: str, prefix: tuple[str, ...]) -> int:

@@ -104,6 +104,32 @@ def test_a_new_section_is_appended_and_set_apart() -> None:
                          b"voice_interface:\n  enabled: true\n")
 
 
+def test_a_new_section_between_others_is_set_apart_on_both_sides() -> None:
+    base = b"ui:\n  theme: auto\n\n# about logging\nlogging:\n  level: INFO\n"
+
+    fold = fold_settings(base, {"chat": {"max_messages": 200}})
+
+    assert fold.text == (b"ui:\n  theme: auto\n\nchat:\n  max_messages: 200\n"
+                         b"\n# about logging\nlogging:\n  level: INFO\n")
+
+
+def test_a_new_last_section_is_set_apart_before_a_closing_comment() -> None:
+    base = b"ui:\n  theme: auto\n\nchat:\n  max_messages: 100\n\n# end of file\n"
+
+    fold = fold_settings(base, {"voice_interface": {"enabled": True}})
+
+    assert fold.text == (b"ui:\n  theme: auto\n\nchat:\n  max_messages: 100\n\n"
+                         b"voice_interface:\n  enabled: true\n\n# end of file\n")
+
+
+def test_a_new_first_section_is_set_apart() -> None:
+    base = b"# AutoBot\n\nui:\n  theme: auto\n"
+
+    fold = fold_settings(base, {"backend": {"timeout": 30}})
+
+    assert fold.text == b"# AutoBot\n\nbackend:\n  timeout: 30\n\nui:\n  theme: auto\n"
+
+
 def test_lists_are_replaced_whole_and_mappings_merged() -> None:
     base = b"security:\n  allowed_hosts:\n  - localhost\n  - 127.0.0.1\n  jwt_secret: x\n"
 
