@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -41,6 +42,7 @@ DEFAULT_HOOK_TIMEOUT = 30.0
 DEFAULT_STALE_AFTER = 10.0
 DEFAULT_REDIS_CHECK_INTERVAL = 5.0
 RENDER_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -195,8 +197,26 @@ def _check(key: str, value: Any, where: str) -> Any:
     if key in ("host_id", "redis"):
         if not isinstance(value, str) or not value:
             raise AgentSettingsError(f"{where}: expected a non-empty string, got {value!r}")
+        if key == "redis":
+            _check_redis_url(value, where)
         return value
     raise AgentSettingsError(f"{where}: unknown setting")
+
+
+def _check_redis_url(url: str, where: str) -> None:
+    # Caught here, a typo is one line and exit 2; left to the Redis client, it would be
+    # a traceback at every reconnect, forever. The URL may hold a password: never echo it.
+    example = "use redis://HOST:PORT/DB (rediss:// for TLS, unix:///PATH for a socket)"
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES:
+        raise AgentSettingsError(f"{where}: not a Redis URL; {example}")
+    try:
+        _ = parts.port  # reading it parses it
+    except ValueError:
+        raise AgentSettingsError(f"{where}: the port is not a number from 0 to 65535; "
+                                 f"{example}") from None
+    if parts.scheme == "unix" and not parts.path:
+        raise AgentSettingsError(f"{where}: a unix:// URL needs the socket's path; {example}")
 
 
 def _seconds(value: Any, where: str, *, minimum_exclusive: bool) -> float:

@@ -112,6 +112,10 @@ class TestErrors:
             ({"signal": "HUP"}, "--signal and --pidfile go together"),
             ({"hooks": ["''"]}, "empty hook command"),
             ({"host_id": "has space"}, "is not a host id"),
+            ({"redis": "127.0.0.1:6379"}, "--redis: not a Redis URL; use redis://HOST:PORT/DB"),
+            ({"redis": "http://127.0.0.1:6379"}, "--redis: not a Redis URL"),
+            ({"redis": "redis://:pw@127.0.0.1:99999"}, "--redis: the port is not a number"),
+            ({"redis": "redis://:pw@127.0.0.1:port"}, "--redis: the port is not a number"),
         ],
     )
     def test_bad_flags_say_which_and_why(
@@ -121,6 +125,14 @@ class TestErrors:
             load_settings(flags(config_dir=tmp_path, **given), environ=ENV)
 
         assert message in str(raised.value)
+        assert ":pw@" not in str(raised.value)
+
+    @pytest.mark.parametrize(
+        "url", ["redis://127.0.0.1:6379/0", "rediss://:pw@cache.example:6380", "redis://",
+                "unix:///run/redis/redis.sock?db=1"],
+    )
+    def test_redis_urls_the_client_takes(self, tmp_path: Path, url: str) -> None:
+        assert load_settings(flags(config_dir=tmp_path, redis=url), environ=ENV).redis == url
 
     def test_no_config_dir(self) -> None:
         with pytest.raises(AgentSettingsError, match="give --config-dir DIR"):
