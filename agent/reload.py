@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from agent.errors import AgentError
 from agent.hooks import CommandHook, Hook, HookResult, SignalHook, run_hooks
@@ -31,7 +32,7 @@ from agent.status import StatusFile, findings_summary, hooks_summary, short_line
 from hotconf.bus import AgentReport, ReportState
 from hotconf.errors import HotconfError
 from hotconf.findings import Level
-from hotconf.secrets import MASK, is_secret_path
+from hotconf.secrets import MASK, is_secret_path, mask_url_password
 from hotconf.snapshot import Snapshot, evaluate, load_snapshot
 from hotconf.sources import read_source
 from hotconf.version import MANAGED_FILES, content_version
@@ -275,21 +276,32 @@ class Reloader:
 
 
 def secret_values(tree: Any, path: str = "") -> Iterator[str]:
-    """Every secret value in a configuration tree, as text."""
+    """Every secret value in a configuration tree, as text, URL passwords included."""
     if isinstance(tree, dict):
         for key, value in tree.items():
             yield from secret_values(value, f"{path}.{key}" if path else str(key))
     elif isinstance(tree, list):
         for item in tree:
             yield from secret_values(item, path)
-    elif tree is not None and is_secret_path(path):
+    elif tree is not None:
         text = str(tree)
-        if len(text) >= MIN_SECRET_LENGTH:
-            yield text
+        secret = text if is_secret_path(path) else _url_password(text)
+        if secret is not None and len(secret) >= MIN_SECRET_LENGTH:
+            yield secret
 
 
 def redact(text: str, tree: Any) -> str:
-    """``text`` with every secret value of ``tree`` replaced by the mask."""
+    """``text`` with every secret value of ``tree``, and any URL's password, masked."""
     for secret in sorted(set(secret_values(tree)), key=len, reverse=True):
         text = text.replace(secret, MASK)
-    return text
+    return mask_url_password(text)
+
+
+def _url_password(text: str) -> str | None:
+    # A password can hide in any URL (ollama.host: http://user:pw@host), whatever the key.
+    if "@" not in text or "://" not in text:
+        return None
+    try:
+        return urlsplit(text).password
+    except ValueError:
+        return None

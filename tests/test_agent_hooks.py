@@ -109,6 +109,21 @@ class TestCommandHooks:
         assert "hunter2-secret" not in result.stderr_tail
         assert result.stderr_tail == "auth failed with ******** for theme dark\n"
 
+    async def test_passwords_inside_urls_are_scrubbed_too(self) -> None:
+        tree = {"backend": {"llm": {"ollama": {"host": "http://bot:ollama-pw@127.0.0.1:11434"}}}}
+        script = (
+            "echo 'cannot reach http://bot:ollama-pw@127.0.0.1:11434 (ollama-pw refused)' >&2;"
+            "echo 'and redis://:other-pw@127.0.0.1:6379/0 from the environment' >&2; exit 1"
+        )
+        [result] = await run_one(
+            CommandHook(("sh", "-c", script), timeout=10), redact=lambda text: redact(text, tree)
+        )
+
+        assert "ollama-pw" not in result.stderr_tail
+        assert "other-pw" not in result.stderr_tail
+        assert "http://bot:********@127.0.0.1:11434 (******** refused)" in result.stderr_tail
+        assert "redis://:********@127.0.0.1:6379/0" in result.stderr_tail
+
 
 class TestSignalHook:
     async def test_signals_the_pid_in_the_pidfile(self, tmp_path: Path) -> None:
