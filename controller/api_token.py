@@ -72,9 +72,13 @@ def load_api_token(
     token_file: Path | None,
     config_dir: Path,
     environ: Mapping[str, str] | None = None,
+    *,
+    host: str | None = None,
 ) -> ApiToken:
     """The token serve checks requests against, from the first source that has one.
 
+    With ``host`` beyond loopback and no explicit token, refuses before a token file is
+    generated, so a refused start leaves nothing behind.
     Raises ApiTokenError for a token file that is missing, readable by others, empty or
     too short, and for a generated token file that cannot be created.
     """
@@ -84,6 +88,8 @@ def load_api_token(
         token = ApiToken(_read_token_file(token_file), "token-file", token_file)
     elif environ.get(TOKEN_ENV, "").strip():
         token = ApiToken(_checked(environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}"), "environment")
+    elif host is not None and not is_loopback(host):
+        raise _generated_beyond_loopback(host)
     else:
         path = config_dir / GENERATED_TOKEN_PATH
         token = ApiToken(_generated_token(path), "generated", path)
@@ -96,7 +102,11 @@ def require_explicit_token_beyond_loopback(token: ApiToken, host: str) -> None:
     """Refuse to serve on a non-loopback address with a token nobody configured."""
     if is_loopback(host) or token.explicit:
         return
-    raise ApiTokenError(
+    raise _generated_beyond_loopback(host)
+
+
+def _generated_beyond_loopback(host: str) -> ApiTokenError:
+    return ApiTokenError(
         f"refusing to listen on {host} with a generated token: beyond loopback the "
         f"token must be chosen on purpose. Pass --token-file FILE (mode 0600) or set "
         f"{TOKEN_ENV}, or listen on 127.0.0.1"

@@ -65,7 +65,7 @@ def serve(
     when the token or the address is refused.
     """
     _log_at_info_at_least()
-    token = load_api_token(token_file, config_dir)
+    token = load_api_token(token_file, config_dir, host=host)
     require_explicit_token_beyond_loopback(token, host)
 
     settings = ApiSettings(

@@ -92,6 +92,8 @@ def test_public_bind_without_an_explicit_token_is_refused(
     assert "refusing to listen on 0.0.0.0" in process.text()
     assert "--token-file" in process.text()
     assert "api listening" not in process.text()
+    # Refused before a token was made: a refused start leaves nothing behind.
+    assert not (config_dir / ".hotconf" / "api-token").exists()
 
 
 def test_token_file_readable_by_others_is_refused(
