@@ -24,7 +24,7 @@ from controller.inventory import Host
 from controller.reports import ReportCollector, report_from_status
 from controller.rollout import Share, failures_allowed, plan_batches
 from controller.targets import HostTarget, LocalTarget
-from hotconf.bus import RELOAD_CHANNEL, ReloadMessage, encode_reload
+from hotconf.bus import RELOAD_CHANNEL, AgentReport, ReloadMessage, encode_reload
 from hotconf.errors import FileWriteError
 from hotconf.findings import Level, Report
 from hotconf.locking import FileLock
@@ -186,6 +186,9 @@ class PushRun:
         self.targets: dict[str, HostTarget] = {}
         self.redis: Any | None = None
         self._collector: ReportCollector | None = None
+        # Each waited-on host's report as it stood before this push touched it: a
+        # report counts as an answer only when it is another one (no clocks involved).
+        self._before: dict[str, float | None] = {}
 
     async def run(self) -> PushResult:
         snapshot = validate_for_push(self.options.config_dir, force=self.options.force)
@@ -228,7 +231,6 @@ class PushRun:
     async def _push_batch(self, batch: list[Host], files: dict[str, bytes], version: str,
                           limiter: asyncio.Semaphore, earlier: list[HostResult], allowed: int,
                           untouched: list[str]) -> list[HostResult]:
-        since = time.time()
         outcomes: dict[str, HostResult] = {}
         changed: dict[str, HostTarget] = {}
 
@@ -256,7 +258,8 @@ class PushRun:
             collector = await self._report_collector()
             await collector.mark()
             await self._publish(version, files)
-            reports = await collector.wait(changed, version, since, self.options.timeout)
+            before = {name: self._before.get(name) for name in changed}
+            reports = await collector.wait(changed, version, before, self.options.timeout)
             for name in changed:
                 self._settle(outcomes[name], reports.get(name), version)
 
@@ -292,6 +295,8 @@ class PushRun:
                 result.reason = f"would change {result.before} -> {version}"
                 return result, None
 
+            if self.options.wait:
+                self._before[host.name] = await self._report_stamp(target, host.name)
             self.progress(host.name, "uploading", None)
             await target.write_files(files)
             result.after = version
@@ -318,16 +323,24 @@ class PushRun:
         was down: the agent's own status.json (one read on the open connection) says.
         The target is returned when the agent has yet to report this version.
         """
-        try:
-            report = report_from_status(result.name, await target.read_status())
-        except Exception as exc:
-            logger.debug("status.json unreadable host=%s reason=%s", result.name, exc)
-            report = None
+        report = await self._read_report(target, result.name)
         if report is None or report.version != version or report.state == "stale":
+            self._before[result.name] = report.ts if report is not None else None
             return result, target
         if report.state not in ("applied", "unchanged"):
             self._settle(result, report, version)
         return result, None
+
+    async def _read_report(self, target: HostTarget, name: str) -> AgentReport | None:
+        try:
+            return report_from_status(name, await target.read_status())
+        except Exception as exc:  # an unreadable status.json is "no report yet"
+            logger.debug("status.json unreadable host=%s reason=%s", name, exc)
+            return None
+
+    async def _report_stamp(self, target: HostTarget, name: str) -> float | None:
+        report = await self._read_report(target, name)
+        return report.ts if report is not None else None
 
     def _settle(self, result: HostResult, report: Any, version: str) -> None:
         if report is None:

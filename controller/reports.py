@@ -60,20 +60,27 @@ class ReportCollector:
             self._stream_position = _text(newest[0][0])
 
     async def wait(self, targets: Mapping[str, HostTarget], version: str,
-                   since: float, timeout: float) -> dict[str, AgentReport]:
-        """Reports of ``version`` written after ``since``, for as many hosts as answer
-        within ``timeout`` seconds; hosts missing from the result did not report."""
+                   before: Mapping[str, float | None], timeout: float) -> dict[str, AgentReport]:
+        """Each host's report of ``version`` made since the push began, for as many
+        hosts as answer within ``timeout`` seconds; hosts missing did not report.
+
+        ``before`` holds each host's report stamp as read before its files were
+        written. The stream after ``mark()`` holds only new reports; from the status
+        hash or status.json, a report counts only when it is not that earlier one. So
+        a past visit to the same version (V, then W, then V again) is never taken for
+        an answer, and no clock, the agents' or ours, is compared with another.
+        """
         found: dict[str, AgentReport] = {}
         done = asyncio.Event()
 
-        def record(report: AgentReport) -> None:
-            # A second of slack for clocks; an older report of the same version is a
-            # past visit to it (V, then W, then V again), not an answer to this push.
-            if report.host in targets and report.host not in found \
-                    and report.version == version and report.ts >= since - 1.0:
-                found[report.host] = report
-                if len(found) == len(targets):
-                    done.set()
+        def record(report: AgentReport, *, new: bool = False) -> None:
+            if report.host not in targets or report.host in found or report.version != version:
+                return
+            if not new and report.ts == before.get(report.host):
+                return
+            found[report.host] = report
+            if len(found) == len(targets):
+                done.set()
 
         for report in (await self.latest(targets)).values():
             record(report)
@@ -128,7 +135,7 @@ class ReportCollector:
                 for entry_id, fields in entries:
                     self._stream_position = _text(entry_id)
                     try:
-                        record(report_from_stream_fields(fields, self.key))
+                        record(report_from_stream_fields(fields, self.key), new=True)
                     except BusMessageError as exc:
                         self.rejected_signatures += 1
                         logger.warning("report dropped from stream reason=%s", exc)
