@@ -28,7 +28,7 @@ from agent.last_good import LAST_GOOD_DIR, read_last_good, save_last_good
 from agent.looks import START, Look
 from agent.render import render_effective
 from agent.settings import AgentSettings
-from agent.status import StatusFile, findings_summary, hooks_summary, short_line
+from agent.status import StatusFile, finding_text, findings_summary, hooks_summary, short_line
 from hotconf.bus import AgentReport, ReportState
 from hotconf.errors import HotconfError
 from hotconf.findings import Level
@@ -210,7 +210,7 @@ class Reloader:
         first = snapshot.report.at(Level.CRITICAL)[0]
         logger.error(
             "config rejected, keeping last good: version=%s serving=%s first=%r",
-            snapshot.version, self.serving_version, str(first),
+            snapshot.version, self.serving_version, finding_text(first),
         )
         summary = {**findings_summary(snapshot.report), **(extra or {})}
         return self._report(snapshot.version, "rejected", summary, look, started)
@@ -261,12 +261,13 @@ class Reloader:
         return evaluate(disk.files, self.config_dir, self._environ)
 
     def _nothing_to_serve(self, snapshot: Snapshot, good: Snapshot | None) -> str:
-        problems = "; ".join(str(finding) for finding in snapshot.report.at(Level.CRITICAL)[:3])
+        problems = "; ".join(finding_text(finding)
+                             for finding in snapshot.report.at(Level.CRITICAL)[:3])
         where = self.config_dir
         if good is None:
             fallback = f"and there is no last good configuration in {where / LAST_GOOD_DIR}"
         else:
-            first = good.report.at(Level.CRITICAL)[0]
+            first = finding_text(good.report.at(Level.CRITICAL)[0])
             fallback = f"and the last good configuration no longer validates either: {first}"
         return (
             f"cannot start: the configuration in {where} is rejected ({problems}) {fallback}. "

@@ -25,13 +25,23 @@ from hotconf import __version__ as hotconf_version
 from hotconf.atomic import atomic_write
 from hotconf.bus import AgentReport
 from hotconf.errors import HotconfError
-from hotconf.findings import Level, Report
+from hotconf.findings import Finding, Level, Report
+from hotconf.secrets import mask_url_password
 
 logger = logging.getLogger(__name__)
 
 STATUS_FILE = Path(".hotconf") / "status.json"
 # Enough findings for an operator to see what is wrong; the rest are counted.
 FINDINGS_IN_SUMMARY = 5
+
+
+def finding_text(finding: Finding) -> str:
+    """A finding as one line, with any password inside a quoted URL masked.
+
+    Validation quotes the value it refuses ("'http://bot:pw@host' is not a valid
+    URL"), and a URL can carry a password whatever its key is called.
+    """
+    return mask_url_password(str(finding))
 
 
 def findings_summary(report: Report) -> dict[str, Any]:
@@ -44,13 +54,14 @@ def findings_summary(report: Report) -> dict[str, Any]:
             "level": finding.level.label,
             "path": finding.path,
             "source": finding.source,
-            "message": finding.message,
+            "message": mask_url_password(finding.message),
         }
         for finding in serious[:FINDINGS_IN_SUMMARY]
     ]
     critical = report.at(Level.CRITICAL)
     if critical:
-        summary["critical_findings"] = [str(finding) for finding in critical[:FINDINGS_IN_SUMMARY]]
+        summary["critical_findings"] = [finding_text(finding)
+                                        for finding in critical[:FINDINGS_IN_SUMMARY]]
     return summary
 
 
