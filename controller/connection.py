@@ -56,6 +56,7 @@ async def connect(
     host: Host,
     *,
     accept_new_host_keys: bool = False,
+    record_new_host_keys: bool = True,
     timeout: float = CONNECT_TIMEOUT_S,
 ) -> asyncssh.SSHClientConnection:
     """Open an SSH connection to ``host``, its key checked, authenticated by key.
@@ -107,7 +108,7 @@ async def connect(
     except OSError as exc:
         raise _unreachable(host, _os_reason(exc)) from exc
 
-    if check.accepted_new:
+    if check.accepted_new and record_new_host_keys:
         _record_host_key(host, known_hosts_file, connection.get_server_host_key())
     logger.debug("ssh connected host=%s address=%s port=%d", host.name, host.address, host.port)
     return connection

@@ -421,4 +421,7 @@ def make_target(host: Host, options: PushOptions) -> HostTarget:
         return LocalTarget(host)
     from controller.ssh_target import SshTarget
 
-    return SshTarget(host, accept_new_host_keys=options.accept_new_host_keys)
+    # --check changes nothing anywhere, this machine's known_hosts included: a new
+    # key is trusted for the run, and recorded only by a push that changes things.
+    return SshTarget(host, accept_new_host_keys=options.accept_new_host_keys,
+                     record_new_host_keys=not options.check)

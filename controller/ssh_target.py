@@ -31,10 +31,12 @@ class SshTarget:
         host: Host,
         *,
         accept_new_host_keys: bool = False,
+        record_new_host_keys: bool = True,
         connect_timeout: float = CONNECT_TIMEOUT_S,
     ) -> None:
         self.host = host
         self.accept_new_host_keys = accept_new_host_keys
+        self.record_new_host_keys = record_new_host_keys
         self.connect_timeout = connect_timeout
         self._connection: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
@@ -56,6 +58,7 @@ class SshTarget:
             return
         connection = await connect(
             self.host, accept_new_host_keys=self.accept_new_host_keys,
+            record_new_host_keys=self.record_new_host_keys,
             timeout=self.connect_timeout,
         )
         try:

@@ -267,3 +267,22 @@ def test_signed_bus_messages_converge(live_fleet, tmp_path: Path) -> None:
     assert code == 0, body
     code, status = fleet.status()
     assert status["redis"] and {row["source"] for row in status["hosts"]} == {"redis"}
+
+
+def test_check_trusts_new_host_keys_for_the_run_but_records_nothing(
+        sshd_fleet_factory, tmp_path: Path) -> None:
+    ssh = sshd_fleet_factory(1)
+    ssh.known_hosts.write_text("")
+    inventory = ssh.write_inventory(tmp_path / "inventory.yaml")
+    source = tmp_path / "main"
+    shutil.copytree(EXAMPLE, source)
+    base = ["push", "-i", str(inventory), "--config-dir", str(source), "--json",
+            "--accept-new-host-keys"]
+
+    result = CliRunner().invoke(main, [*base, "--check"])
+    assert json.loads(result.stdout)["hosts"][0]["result"] == "changed", result.output
+    assert ssh.known_hosts.read_text() == ""
+
+    result = CliRunner().invoke(main, [*base, "--no-wait"])
+    assert json.loads(result.stdout)["hosts"][0]["result"] == "applied", result.output
+    assert ssh["vm1"].host_public_key.split()[1] in ssh.known_hosts.read_text()
