@@ -29,7 +29,7 @@ from hotconf.schema import (
     leaf_value_validator,
     structure_schema,
 )
-from hotconf.secrets import mask_value
+from hotconf.secrets import mask_url_password, mask_value
 from hotconf.sources import Document, KeyPath
 
 
@@ -64,7 +64,8 @@ def check_required_sections(file_trees: list[dict[str, Any]],
             findings.append(Finding(
                 Level.CRITICAL, "structure",
                 f"section {section!r} must be a mapping, not {_type_name(present[-1])}",
-                path=section, value=present[-1], source=document.source((section,)),
+                path=section, value=mask_value(section, present[-1]),
+                source=document.source((section,)),
             ))
     return findings
 
@@ -182,19 +183,20 @@ def _range_message(leaf: Leaf, value: Any) -> str:
 
 
 def _url_problem(value: str) -> tuple[Any, str] | None:
+    shown_url = mask_url_password(value)
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError as exc:
-        return "url", f"{value!r} is not a valid URL: {exc}"
+        return "url", f"{shown_url!r} is not a valid URL: {exc}"
     if parts.scheme not in URL_SCHEMES:
         shown = parts.scheme or "no scheme"
-        return "url", (f"{value!r} has {shown!r}; use one of "
+        return "url", (f"{shown_url!r} has {shown!r}; use one of "
                        f"{', '.join(s + '://' for s in URL_SCHEMES)}")
     if not parts.hostname:
-        return "url", f"{value!r} has no host: write it as {parts.scheme}://HOST[:PORT]"
+        return "url", f"{shown_url!r} has no host: write it as {parts.scheme}://HOST[:PORT]"
     if port == 0:
-        return "url", f"{value!r} has port 0"
+        return "url", f"{shown_url!r} has port 0"
     return None
 
 

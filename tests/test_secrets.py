@@ -197,3 +197,15 @@ def test_a_password_inside_a_url_is_masked_whatever_the_key() -> None:
                         "origins": ["https://user:pa55@example.org/x", "http://plain"]})
     assert masked == {"memory": {"url": "redis://:********@10.0.0.1:6379/0"},
                       "origins": ["https://user:********@example.org/x", "http://plain"]}
+
+
+def test_validation_messages_never_quote_a_password_inside_a_url(tmp_path) -> None:
+    from hotconf.snapshot import evaluate
+
+    config = (b'backend:\n  cors_origins: ["ftp://u:hunter2@host"]\n  llm:\n    ollama:\n'
+              b'      host: "http://u:hunter3@"\nmemory: "redis://:hunter4@x"\nui: {}\n'
+              b'chat: {}\nlogging: {}\n')
+    report = evaluate({"config.yaml": config}, tmp_path, {})
+    assert len(report.report) >= 3
+    for finding in report.report:
+        assert "hunter" not in str(finding) and "hunter" not in str(finding.to_dict())
