@@ -72,7 +72,8 @@ class BusLink:
 
     Run ``run()`` as a task; ``submit()`` never blocks. With ``key``, reports are
     signed and reload messages without a valid signature are dropped and counted.
-    Messages whose origin is this host are ignored.
+    Messages whose origin is this host are ignored. ``on_change`` is called when
+    what ``describe()`` says changes (connected, away, a message dropped).
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class BusLink:
         on_reload: Callable[[ReloadMessage], None] | None,
         check_interval: float = CHECK_INTERVAL,
         check_timeout: float = CHECK_TIMEOUT,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         self.host_id = host_id
@@ -91,6 +93,7 @@ class BusLink:
         self.dropped = 0
         self._key = key
         self._on_reload = on_reload
+        self._on_change = on_change
         self._check_interval = check_interval
         self._check_timeout = check_timeout
         self._check_channel = f"hotconf:agent-check:{host_id}:{secrets.token_hex(4)}"
@@ -127,7 +130,9 @@ class BusLink:
                              exc_info=group.exceptions[0])
                 self._went_away(_first_reason(group))
             failures = 0 if self.state == "connected" else failures + 1
-            self.state = "away"
+            if self.state != "away":
+                self.state = "away"
+                self._changed()
             delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2**failures) * random.uniform(0.5, 1.0)
             await asyncio.sleep(delay)
 
@@ -163,6 +168,7 @@ class BusLink:
             logger.info("Redis connected: redis=%s", redacted_url(self.url))
         self._ever_connected = True
         self.state = "connected"
+        self._changed()
         # Re-report: whatever was sent before may be gone with a restarted server.
         self._outbox.clear()
         if self._latest is not None:
@@ -178,6 +184,10 @@ class BusLink:
                            redacted_url(self.url), reason)
         else:
             logger.debug("Redis still away: reason=%s", reason)
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
 
     async def _listen(self, pubsub: PubSub) -> None:
         async for message in pubsub.listen():
@@ -198,6 +208,7 @@ class BusLink:
         except BusMessageError as exc:
             self.dropped += 1
             logger.warning("reload message dropped: dropped_total=%d reason=%s", self.dropped, exc)
+            self._changed()
             return
         if reload.origin == self.host_id:
             logger.debug("own reload message ignored: version=%s", reload.version)

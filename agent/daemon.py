@@ -37,6 +37,8 @@ from hotconf.errors import HotconfError
 logger = logging.getLogger(__name__)
 
 RELOAD_GRACE = 1.2
+# A flood of dropped messages rewrites status.json at most this often.
+BUS_STATUS_DELAY = 0.25
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -61,6 +63,7 @@ class Agent:
         self._watching: Watching | None = None
         self._reloader = Reloader(settings, self._status, self._publish, self._environ)
         self._announcements = Announcements(settings.stale_after, self._report_stale)
+        self._bus_status: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT (or ``stop()``)."""
@@ -74,6 +77,8 @@ class Agent:
             for signum in (*STOP_SIGNALS, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             self._announcements.close()
+            if self._bus_status is not None:
+                self._bus_status.cancel()
             logger.info("stopped: pid=%d", os.getpid())
 
     def stop(self) -> None:
@@ -105,6 +110,7 @@ class Agent:
                     settings.redis, host_id=settings.host_id, key=key,
                     on_reload=self._on_reload_message if settings.auto_reload else None,
                     check_interval=settings.redis_check_interval,
+                    on_change=self._on_bus_change,
                 )
                 self._refresh_status_context()
             try:
@@ -190,6 +196,18 @@ class Agent:
     def _publish(self, report: AgentReport) -> None:
         if self._link is not None:
             self._link.submit(report)
+
+    def _on_bus_change(self) -> None:
+        # status.json says where the link stands, not only where it stood at the
+        # last reload; changes close together share one write.
+        if self._bus_status is None:
+            loop = asyncio.get_running_loop()
+            self._bus_status = loop.call_later(BUS_STATUS_DELAY, self._rewrite_status)
+
+    def _rewrite_status(self) -> None:
+        self._bus_status = None
+        self._refresh_status_context()
+        self._status.rewrite()
 
     def _refresh_status_context(self) -> None:
         if self._watching is not None:

@@ -89,6 +89,7 @@ class StatusFile:
     config_dir: Path
     watcher: dict[str, str] = field(default_factory=dict)
     bus: dict[str, Any] = field(default_factory=dict)
+    _last: tuple[AgentReport, str | None] | None = None
 
     @property
     def path(self) -> Path:
@@ -96,6 +97,7 @@ class StatusFile:
 
     def write(self, report: AgentReport, *, serving: str | None) -> None:
         """Write the report; a failure is logged, never raised (reloads go on)."""
+        self._last = (report, serving)
         body = {
             **report.to_dict(),
             "time": datetime.fromtimestamp(report.ts, UTC).isoformat(),
@@ -112,6 +114,12 @@ class StatusFile:
             atomic_write(self.path, data, mode=0o644)
         except (OSError, HotconfError) as exc:
             logger.error("cannot write status: path=%s error=%s", self.path, exc)
+
+    def rewrite(self) -> None:
+        """Write the last report again with the current watcher and bus context."""
+        if self._last is not None:
+            report, serving = self._last
+            self.write(report, serving=serving)
 
     def read(self) -> dict[str, Any] | None:
         try:

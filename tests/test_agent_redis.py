@@ -287,6 +287,30 @@ class TestOutages:
             again.close()
         assert agent.log().count("Redis lost") == 1
 
+    def test_status_json_follows_the_link_and_counts_drops_without_a_reload(
+        self, start_agent: StartAgent, config_dir: Path, redis_server: RedisServer, tmp_path: Path
+    ) -> None:
+        key_file = tmp_path / "bus.key"
+        key_file.write_bytes(KEY)
+        key_file.chmod(0o600)
+        agent = start_agent("--redis", redis_server.url, "--bus-key-file", str(key_file))
+        agent.wait_for_status(lambda status: status["bus"]["state"] == "connected")
+
+        # An unsigned message, and no change on disk: only the drop is news.
+        reports = Reports(redis_server.url, key=KEY)
+        try:
+            reports.publish(V2)
+        finally:
+            reports.close()
+        status = agent.wait_for_status(lambda status: status["bus"]["dropped_messages"] == 1)
+        assert (status["version"], status["state"]) == (V1, "applied")
+
+        redis_server.kill()
+        agent.wait_for_status(lambda status: status["bus"]["state"] == "away")
+        redis_server.start()
+        agent.wait_for_status(lambda status: status["bus"]["state"] == "connected")
+        assert agent.log().count("reload: version=") == 1
+
     def test_redis_away_at_start(
         self, start_agent: StartAgent, redis_server: RedisServer
     ) -> None:
