@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from agent_process import (
     SETTINGS,
     VALID,
     VALID_2,
+    VALID_3,
     AgentProcess,
     HookLog,
     config_version,
@@ -258,6 +260,31 @@ class TestRejection:
 
         agent.wait_for_version(V2)
         assert hook_log.entries() == [f"{V1} applied", f"{V2} applied"]
+
+
+class TestHotconfSync:
+    def test_a_sync_is_one_reload_of_the_final_content_and_its_lock_no_change(
+        self, start_agent: StartAgent, config_dir: Path, watcher: list[str], hook_log: HookLog
+    ) -> None:
+        (config_dir / "settings.json").write_bytes(b'{"backend": {"server_port": 8002}}\n')
+        agent = start_agent(*watcher, "--hook", hook_log.command)
+        before = agent.wait_for_status(lambda status: status["state"] == "applied")["version"]
+
+        # The real command: lock file, backups, config.yaml, settings.json away, sync.json.
+        run_tool(sys.executable, "-m", "controller", "sync", "-y", "--config-dir", str(config_dir))
+        assert (config_dir / "config.yaml.lock").exists()
+        assert (config_dir / ".hotconf" / "sync.json").exists()
+        synced = content_version({"config.yaml": (config_dir / "config.yaml").read_bytes()})
+        assert not (config_dir / "settings.json").exists()
+        agent.wait_for_version(synced)
+
+        # A sync with nothing to fold touches only its own files: no look, no report.
+        run_tool(sys.executable, "-m", "controller", "sync", "-y", "--config-dir", str(config_dir))
+        atomic_replace(config_dir / "config.yaml", VALID_3)
+        v3 = config_version(VALID_3)
+        agent.wait_for_version(v3)
+        assert hook_log.entries() == [f"{before} applied", f"{synced} applied", f"{v3} applied"]
+        assert agent.log().count("reload: version=") == 3
 
 
 @pytest.fixture
