@@ -17,11 +17,22 @@ logger = logging.getLogger(__name__)
 
 
 class Announcements:
-    """Timers for announced versions; ``settle`` a version when it was looked at."""
+    """Timers for announced versions; ``settle`` a version when it was looked at.
 
-    def __init__(self, stale_after: float, on_stale: Callable[[str], None]) -> None:
+    ``looked_at`` says whether the reload loop has taken up a version already: a
+    reload still running (a slow hook) settles only when it ends, and its version
+    reached the disk all the same.
+    """
+
+    def __init__(
+        self,
+        stale_after: float,
+        on_stale: Callable[[str], None],
+        looked_at: Callable[[str], bool] = lambda version: False,
+    ) -> None:
         self.stale_after = stale_after
         self._on_stale = on_stale
+        self._looked_at = looked_at
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
     def expect(self, version: str) -> None:
@@ -49,6 +60,9 @@ class Announcements:
 
     def _expire(self, version: str) -> None:
         self._timers.pop(version, None)
+        if self._looked_at(version):
+            logger.debug("announced version is being applied, not stale: version=%s", version)
+            return
         logger.warning(
             "announced version never reached the disk: version=%s waited_s=%g",
             version, self.stale_after,

@@ -62,7 +62,10 @@ class Agent:
         self._link: BusLink | None = None
         self._watching: Watching | None = None
         self._reloader = Reloader(settings, self._status, self._publish, self._environ)
-        self._announcements = Announcements(settings.stale_after, self._report_stale)
+        self._announcements = Announcements(
+            settings.stale_after, self._report_stale,
+            looked_at=lambda version: version == self._reloader.seen_version,
+        )
         self._bus_status: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:

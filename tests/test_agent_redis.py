@@ -23,6 +23,7 @@ from agent_process import (
     AgentProcess,
     config_version,
     valid_config,
+    wait_for_files,
 )
 from editor_saves import atomic_replace
 from support.redis_server import RedisServer
@@ -196,6 +197,34 @@ class TestReloadMessages:
         reports.publish(NEVER)
 
         reports.of(NEVER, "stale")
+        assert not [report for report in reports.seen if report.state == "stale"
+                    and report.version == V2]
+
+    def test_files_still_being_applied_by_a_slow_hook_are_not_stale(
+        self,
+        start_agent: StartAgent,
+        config_dir: Path,
+        redis_url: str,
+        reports: Reports,
+        tmp_path: Path,
+    ) -> None:
+        started, release = tmp_path / "hook-started", tmp_path / "hook-release"
+        os.mkfifo(release)
+        # The hook for V2 holds the reload until the test lets it go: no timing involved.
+        hook = f"sh -c '[ $HOTCONF_VERSION != {V2} ] || {{ touch {started}; cat {release}; }}'"
+        start_agent("--redis", redis_url, "--stale-after", "2", "--debounce", "0", "--hook", hook)
+        reports.of(V1, "applied")
+
+        reports.publish(V2)
+        atomic_replace(config_dir / "config.yaml", VALID_2)
+        wait_for_files([tmp_path], started.exists)
+        # Announced after V2, stale after the same delay: V2's turn has passed by then.
+        reports.publish(NEVER)
+        reports.of(NEVER, "stale")
+        with open(release, "w"):
+            pass
+
+        reports.of(V2, "applied")
         assert not [report for report in reports.seen if report.state == "stale"
                     and report.version == V2]
 
