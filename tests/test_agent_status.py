@@ -20,7 +20,6 @@ WITH_BAD_URL = (
 class TestFindingsSummary:
     def test_a_refused_url_is_quoted_without_its_password(self) -> None:
         snapshot = evaluate({"config.yaml": WITH_BAD_URL}, Path("/etc/autobot"), {})
-        assert any(URL_PASSWORD in finding.message for finding in snapshot.report)
 
         summary = findings_summary(snapshot.report)
 
@@ -30,6 +29,7 @@ class TestFindingsSummary:
         assert "http://bot:********@127.0.0.1:99999" in finding["message"]
 
     def test_critical_findings_and_their_one_line_form_are_masked(self) -> None:
+        # Whatever a finding quotes, the agent masks it on the way out.
         critical = Finding(
             Level.CRITICAL, "url", f"'redis://:{URL_PASSWORD}@db' refused",
             path="memory.redis.url",
