@@ -213,6 +213,10 @@ class BusLink:
         if reload.origin == self.host_id:
             logger.debug("own reload message ignored: version=%s", reload.version)
             return
+        if not reload.is_for(self.host_id):
+            logger.debug("reload message for other hosts ignored: version=%s hosts=%s",
+                         reload.version, ",".join(reload.hosts))
+            return
         logger.info("reload message: version=%s origin=%s", reload.version, reload.origin)
         if self._on_reload is not None:
             self._on_reload(reload)

@@ -257,7 +257,7 @@ class PushRun:
             # the stream is marked are in the status hash, which wait() reads first.
             collector = await self._report_collector()
             await collector.mark()
-            await self._publish(version, files)
+            await self._publish(version, files, sorted(changed))
             before = {name: self._before.get(name) for name in changed}
             reports = await collector.wait(changed, version, before, self.options.timeout)
             for name in changed:
@@ -356,10 +356,11 @@ class PushRun:
         if result.outcome != "applied":
             result.reason = _reason_from_summary(report.state, result.summary)
 
-    async def _publish(self, version: str, files: dict[str, bytes]) -> None:
+    async def _publish(self, version: str, files: dict[str, bytes], hosts: list[str]) -> None:
         if self._collector is None or self._collector.redis is None:
             return
-        message = ReloadMessage(version=version, files=tuple(files), origin=default_origin())
+        message = ReloadMessage(version=version, files=tuple(files), origin=default_origin(),
+                                hosts=tuple(hosts))
         try:
             await self._collector.redis.publish(
                 RELOAD_CHANNEL, encode_reload(message, self.options.bus_key))

@@ -4,7 +4,8 @@ No network I/O happens here. The agent and the controller each hold their own Re
 client and use this module to name things and to turn messages into bytes and back:
 
 - channel ``hotconf:reload`` (``RELOAD_CHANNEL``): the controller says "look now",
-  ``{type, version, files, origin, ts}``. It never carries configuration.
+  ``{type, version, files, origin, ts}`` and, for a push to some hosts only, ``hosts``.
+  It never carries configuration.
 - stream ``hotconf:reports`` (``REPORTS_STREAM``, capped near ``REPORTS_STREAM_MAXLEN``
   entries): one entry per reload attempt, ``{host, version, state, summary, ts}``.
 - hash ``hotconf:status`` (``STATUS_HASH``): host id -> that host's latest report.
@@ -60,6 +61,7 @@ _VERSION = re.compile(rf"[0-9a-f]{{{VERSION_LENGTH}}}")
 _HOST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}")
 
 _RELOAD_FIELDS = frozenset({"type", "version", "files", "origin", "ts"})
+_RELOAD_OPTIONAL = frozenset({"hosts"})
 _REPORT_FIELDS = frozenset({"host", "version", "state", "summary", "ts"})
 
 # Domain separation: the MAC of one kind of message is useless for the other.
@@ -74,31 +76,45 @@ class ReloadMessage:
     """"Look now": the files of ``version`` were pushed by ``origin``.
 
     ``files`` names the managed files that exist at that version, so a receiver can
-    tell a deleted ``settings.json`` from one that has not arrived yet.
+    tell a deleted ``settings.json`` from one that has not arrived yet. ``hosts``
+    names the hosts the files were pushed to; empty means every host. An agent not
+    named ignores the message: a push limited to some hosts must not have the others
+    wait for files that will never come and report them stale.
     """
 
     version: str
     files: tuple[str, ...]
     origin: str
     ts: float = field(default_factory=time.time)
+    hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_version(self.version)
         _check_files(self.files)
         _check_host_id("origin", self.origin)
         _check_ts(self.ts)
+        for host in self.hosts:
+            _check_host_id("hosts", host)
         # Normal forms, so that encoding and decoding give back an equal message.
         object.__setattr__(self, "files", tuple(sorted(self.files)))
+        object.__setattr__(self, "hosts", tuple(sorted(self.hosts)))
         object.__setattr__(self, "ts", float(self.ts))
 
+    def is_for(self, host_id: str) -> bool:
+        """True when this message concerns ``host_id``."""
+        return not self.hosts or host_id in self.hosts
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "type": RELOAD_TYPE,
             "version": self.version,
             "files": list(self.files),
             "origin": self.origin,
             "ts": self.ts,
         }
+        if self.hosts:
+            body["hosts"] = list(self.hosts)
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,17 +165,21 @@ def decode_reload(data: bytes | str, key: bytes | None = None) -> ReloadMessage:
     field, a bad value, no signature, or a signature that does not match.
     """
     payload = _verified_payload(data, "reload message", _RELOAD_CONTEXT, key)
-    _check_fields("reload message", payload, _RELOAD_FIELDS)
+    _check_fields("reload message", payload, _RELOAD_FIELDS, optional=_RELOAD_OPTIONAL)
     if payload["type"] != RELOAD_TYPE:
         raise BusMessageError(f"reload message: type {payload['type']!r} is not {RELOAD_TYPE!r}")
     files = payload["files"]
     if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
         raise BusMessageError(f"reload message: files {files!r} is not a list of file names")
+    hosts = payload.get("hosts", [])
+    if not isinstance(hosts, list) or not all(isinstance(name, str) for name in hosts):
+        raise BusMessageError(f"reload message: hosts {hosts!r} is not a list of host ids")
     return ReloadMessage(
         version=_string("reload message", "version", payload["version"]),
         files=tuple(files),
         origin=_string("reload message", "origin", payload["origin"]),
         ts=_number("reload message", payload["ts"]),
+        hosts=tuple(hosts),
     )
 
 
@@ -322,11 +342,12 @@ def _report_from_payload(payload: dict[str, Any]) -> AgentReport:
     )
 
 
-def _check_fields(what: str, payload: Mapping[str, Any], expected: frozenset[str]) -> None:
+def _check_fields(what: str, payload: Mapping[str, Any], expected: frozenset[str],
+                  *, optional: frozenset[str] = frozenset()) -> None:
     missing = sorted(expected - payload.keys())
     if missing:
         raise BusMessageError(f"{what}: missing field(s) {', '.join(missing)}")
-    unknown = sorted(payload.keys() - expected)
+    unknown = sorted(payload.keys() - expected - optional)
     if unknown:
         raise BusMessageError(f"{what}: unknown field(s) {', '.join(unknown)}")
 

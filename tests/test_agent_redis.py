@@ -116,9 +116,10 @@ class Reports:
         finally:
             checks.close()
 
-    def publish(self, version: str, *, origin: str = "main", key: bytes | None = None) -> None:
+    def publish(self, version: str, *, origin: str = "main", key: bytes | None = None,
+                hosts: tuple[str, ...] = ()) -> None:
         files = ("config.yaml",)
-        message = ReloadMessage(version=version, files=files, origin=origin)
+        message = ReloadMessage(version=version, files=files, origin=origin, hosts=hosts)
         self.client.publish(RELOAD_CHANNEL, encode_reload(message, key))
 
 
@@ -237,6 +238,20 @@ class TestReloadMessages:
 
         reports.publish(own, origin="vm-test")
         reports.publish(NEVER, origin="main")
+
+        reports.of(NEVER, "stale")
+        assert [report.version for report in reports.seen if report.state == "stale"] == [NEVER]
+
+    def test_messages_for_other_hosts_are_ignored(
+        self, start_agent: StartAgent, redis_url: str, reports: Reports
+    ) -> None:
+        start_agent("--redis", redis_url, "--stale-after", "0.3")
+        reports.of(V1, "applied")
+        elsewhere = config_version(valid_config(9997))
+
+        # A push limited to vm-other: this agent will never see those files.
+        reports.publish(elsewhere, hosts=("vm-other",))
+        reports.publish(NEVER, hosts=("vm-other", "vm-test"))
 
         reports.of(NEVER, "stale")
         assert [report.version for report in reports.seen if report.state == "stale"] == [NEVER]

@@ -322,3 +322,41 @@ class TestLoadBusKey:
             bus.load_bus_key(path)
 
         assert not isinstance(caught.value, BusMessageError)
+
+
+class TestReloadMessageHosts:
+    def test_hosts_round_trip_and_an_empty_list_means_every_host(self) -> None:
+        from hotconf.bus import ReloadMessage, decode_reload, encode_reload
+
+        named = ReloadMessage("0123456789ab", ("config.yaml",), "main", hosts=("vm2", "vm1"))
+        decoded = decode_reload(encode_reload(named))
+        assert decoded == named and decoded.hosts == ("vm1", "vm2")
+        assert decoded.is_for("vm1") and not decoded.is_for("vm3")
+
+        everyone = decode_reload(encode_reload(ReloadMessage("0123456789ab", (), "main")))
+        assert "hosts" not in encode_reload(everyone)
+        assert everyone.is_for("anyone")
+
+    def test_a_signature_covers_the_hosts(self) -> None:
+        import json
+
+        from hotconf.bus import ReloadMessage, decode_reload, encode_reload
+        from hotconf.errors import BusMessageError
+
+        key = b"0123456789abcdef0123"
+        signed = json.loads(encode_reload(
+            ReloadMessage("0123456789ab", (), "main", hosts=("vm1",)), key))
+        signed["hosts"] = ["vm1", "vm2"]
+        with pytest.raises(BusMessageError, match="signature"):
+            decode_reload(json.dumps(signed), key)
+
+    def test_hosts_must_be_a_list_of_host_ids(self) -> None:
+        import json
+
+        from hotconf.bus import ReloadMessage, decode_reload, encode_reload
+        from hotconf.errors import BusMessageError
+
+        body = json.loads(encode_reload(ReloadMessage("0123456789ab", (), "main")))
+        body["hosts"] = "vm1"
+        with pytest.raises(BusMessageError, match="hosts"):
+            decode_reload(json.dumps(body))
