@@ -83,6 +83,7 @@ class HostResult:
     seconds: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)
     diff: str = ""
+    started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
     def succeeded(self) -> bool:
@@ -260,8 +261,12 @@ class PushRun:
             await self._publish(version, files, sorted(changed))
             before = {name: self._before.get(name) for name in changed}
             reports = await collector.wait(changed, version, before, self.options.timeout)
+            waited_until = time.perf_counter()
             for name in changed:
-                self._settle(outcomes[name], reports.get(name), version)
+                result = outcomes[name]
+                self._settle(result, reports.get(name), version)
+                # A host's time runs until its agent answered (or the wait ended).
+                result.seconds = collector.arrivals.get(name, waited_until) - result.started
 
         ordered = [outcomes[host.name] for host in batch if host.name in outcomes]
         for result in ordered:
@@ -271,7 +276,6 @@ class PushRun:
     async def _land_files(self, host: Host, files: dict[str, bytes],
                           version: str) -> tuple[HostResult, HostTarget | None]:
         """Steps 1-5 on one host; the target is returned when files were written."""
-        started = time.perf_counter()
         result = HostResult(host.name, "failed")
         try:
             self.progress(host.name, "connecting", None)
@@ -313,7 +317,7 @@ class PushRun:
             result.reason = f"{type(exc).__name__}: {exc}"
             return result, None
         finally:
-            result.seconds = time.perf_counter() - started
+            result.seconds = time.perf_counter() - result.started
 
     async def _confirm_served(self, result: HostResult, target: HostTarget,
                               version: str) -> tuple[HostResult, HostTarget | None]:

@@ -45,6 +45,8 @@ class ReportCollector:
         self.redis = redis
         self.key = key
         self.rejected_signatures = 0
+        # When each host's answer arrived (time.perf_counter), for its duration.
+        self.arrivals: dict[str, float] = {}
         self._stream_position = "0-0"
 
     async def mark(self) -> None:
@@ -79,6 +81,7 @@ class ReportCollector:
             if not new and report.ts == before.get(report.host):
                 return
             found[report.host] = report
+            self.arrivals[report.host] = time.perf_counter()
             if len(found) == len(targets):
                 done.set()
 

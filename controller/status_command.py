@@ -37,7 +37,7 @@ def status(inventory_path: Path | None, limit: str | None, config_dir: Path, wat
            redis_url: str | None, as_json: bool) -> None:
     """Show each host's served version, state, report age, drift and reachability.
 
-    "serving" is the version the agent runs; "on disk" the one its last report was
+    "serving" is the version the agent runs; "reported" the one its last report was
     about (they differ after a rejection). Drift is measured against the version of
     the files in --config-dir. Exit 0 when every host is reachable and serves that
     version, 1 otherwise.
@@ -111,7 +111,7 @@ def status_text(snapshot: FleetStatus) -> str:
     return "\n".join(lines)
 
 
-_HEADER = ("host", "reachable", "serving", "on disk", "state", "age", "drift", "from",
+_HEADER = ("host", "reachable", "serving", "reported", "state", "age", "drift", "from",
            "problem")
 
 
