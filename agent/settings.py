@@ -251,6 +251,9 @@ def _hooks(value: Any, where: str) -> tuple[tuple[str, ...], ...]:
             )
         if not argv or not argv[0]:
             raise AgentSettingsError(f"{spot}: empty hook command")
+        if any("\0" in part for part in argv):
+            # No program can receive a NUL in its arguments; exec would refuse it later.
+            raise AgentSettingsError(f"{spot}: a hook argument holds a NUL byte; remove it")
         hooks.append(tuple(argv))
     return tuple(hooks)
 

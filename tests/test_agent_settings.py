@@ -111,6 +111,7 @@ class TestErrors:
             ({"signal": "BOGUS", "pidfile": Path("x")}, "'BOGUS' is not a signal name"),
             ({"signal": "HUP"}, "--signal and --pidfile go together"),
             ({"hooks": ["''"]}, "empty hook command"),
+            ({"hooks": [["/bin/true", "a\0b"]]}, "a hook argument holds a NUL byte"),
             ({"host_id": "has space"}, "is not a host id"),
             ({"redis": "127.0.0.1:6379"}, "--redis: not a Redis URL; use redis://HOST:PORT/DB"),
             ({"redis": "http://127.0.0.1:6379"}, "--redis: not a Redis URL"),
