@@ -32,7 +32,8 @@ class Figure:
             verdict = ""
         else:
             verdict = "  ok" if self.value <= self.target else "  OVER TARGET"
-            verdict = f"  (target < {self.target:g} {self.unit}){verdict}"
+            bound = "=" if self.target == 0 else "<"
+            verdict = f"  (target {bound} {self.target:g} {self.unit}){verdict}"
         return f"{self.name:<64} {self.value:10.2f} {self.unit}{verdict}"
 
 
