@@ -285,22 +285,29 @@ class PushRun:
                 self.targets[host.name] = target
                 await target.connect()
 
-            current = await target.read_files()
+            waiting = self.options.wait and not self.options.check
+            if waiting:
+                # The agent's last report is read beside the files, in the same round
+                # trips: it tells an answer from an old report, and whether identical
+                # files were ever applied.
+                current, last_report = await asyncio.gather(
+                    target.read_files(), self._read_report(target, host.name))
+                self._before[host.name] = last_report.ts if last_report else None
+            else:
+                current, last_report = await target.read_files(), None
             result.before = content_version(current)
             if self.options.diff:
                 result.diff = masked_diff(current, files, host.name)
             if result.before == version:
                 result.outcome, result.after = "ok", version
-                if self.options.wait and not self.options.check:
-                    return await self._confirm_served(result, target, version)
+                if waiting:
+                    return self._confirm_served(result, target, version, last_report)
                 return result, None
             if self.options.check:
                 result.outcome = "changed"
                 result.reason = f"would change {result.before} -> {version}"
                 return result, None
 
-            if self.options.wait:
-                self._before[host.name] = await self._report_stamp(target, host.name)
             self.progress(host.name, "uploading", None)
             await target.write_files(files)
             result.after = version
@@ -319,17 +326,15 @@ class PushRun:
         finally:
             result.seconds = time.perf_counter() - result.started
 
-    async def _confirm_served(self, result: HostResult, target: HostTarget,
-                              version: str) -> tuple[HostResult, HostTarget | None]:
+    def _confirm_served(self, result: HostResult, target: HostTarget, version: str,
+                        report: AgentReport | None) -> tuple[HostResult, HostTarget | None]:
         """Identical files are "ok" only when the agent took them; else wait for it.
 
         Files already in place may have been rejected by the agent, or landed while it
-        was down: the agent's own status.json (one read on the open connection) says.
-        The target is returned when the agent has yet to report this version.
+        was down: the agent's own last report (status.json) says. The target is
+        returned when the agent has yet to report this version.
         """
-        report = await self._read_report(target, result.name)
         if report is None or report.version != version or report.state == "stale":
-            self._before[result.name] = report.ts if report is not None else None
             return result, target
         if report.state not in ("applied", "unchanged"):
             self._settle(result, report, version)
@@ -341,10 +346,6 @@ class PushRun:
         except Exception as exc:  # an unreadable status.json is "no report yet"
             logger.debug("status.json unreadable host=%s reason=%s", name, exc)
             return None
-
-    async def _report_stamp(self, target: HostTarget, name: str) -> float | None:
-        report = await self._read_report(target, name)
-        return report.ts if report is not None else None
 
     def _settle(self, result: HostResult, report: Any, version: str) -> None:
         if report is None:
