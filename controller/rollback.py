@@ -13,6 +13,7 @@ plan that was shown.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 from controller.sync import StalePlan, require_config_dir
 from hotconf.atomic import atomic_write, fsync_directory
-from hotconf.backups import DEFAULT_KEEP, BackupStore, Generation
+from hotconf.backups import DEFAULT_KEEP, BackupFile, BackupStore, Generation
 from hotconf.diffing import masked_unified_diff, secret_values
 from hotconf.errors import BackupError, ConfigRejected, FileWriteError
 from hotconf.findings import Level, Report
@@ -119,7 +120,7 @@ def rollback(
             return plan
         restored = store.read(plan.target)
         plan.backup = store.take(current, reason="rollback")
-        _restore(config_dir, current, restored)
+        _restore(config_dir, current, restored, plan.target)
         store.prune()
         plan.status = "rolled_back"
         plan.finished_at = datetime.now(UTC)
@@ -184,6 +185,20 @@ def _previous(store: BackupStore, current_version: str, config_dir: Path) -> Gen
     raise BackupError(msg)
 
 
+def _recreate(target: Path, data: bytes, recorded: BackupFile | None) -> None:
+    """Bring back a file that is gone today, with the mode and owner it had then."""
+    mode = recorded.mode if recorded is not None else None
+    atomic_write(target, data, mode=mode)
+    if recorded is None or recorded.uid is None or recorded.gid is None:
+        return
+    try:
+        os.chown(target, recorded.uid, recorded.gid)
+    except PermissionError:
+        logger.warning("owner not restored path=%s uid=%d gid=%d reason=%s", target,
+                       recorded.uid, recorded.gid,
+                       "only root may give a file away; run rollback as root or chown it")
+
+
 def _action(current: bytes | None, restored: bytes | None) -> str:
     if current == restored:
         return "unchanged"
@@ -192,11 +207,16 @@ def _action(current: bytes | None, restored: bytes | None) -> str:
     return "restored" if current is None else "replaced"
 
 
-def _restore(config_dir: Path, current: dict[str, bytes], restored: dict[str, bytes]) -> None:
+def _restore(config_dir: Path, current: dict[str, bytes], restored: dict[str, bytes],
+             generation: Generation) -> None:
+    recorded = {backup.name: backup for backup in generation.files}
     for name in MANAGED_FILES:
         target = config_dir / name
         if name in restored and restored[name] != current.get(name):
-            atomic_write(target, restored[name])
+            if name in current:
+                atomic_write(target, restored[name])  # keeps today's mode and owner
+            else:
+                _recreate(target, restored[name], recorded.get(name))
         elif name not in restored and name in current:
             try:
                 target.unlink()

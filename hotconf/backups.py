@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,12 +55,15 @@ BACKUP_NAME = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class BackupFile:
-    """One file of a generation."""
+    """One file of a generation, with the mode and owner it had (None when unknown)."""
 
     name: str
     size: int
     sha256: str
     path: Path
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +253,12 @@ class BackupStore:
                 path = self.directory / f"{name}.{generation_id}"
                 _create_exclusive(path, contents[name])
                 created.append(path)
+                # The service's user may own settings.json (the GUI writes it); a file
+                # restored from here must come back with the owner it had.
+                mode, uid, gid = _attributes(self.config_dir / name)
                 files.append(BackupFile(
-                    name, len(contents[name]), hashlib.sha256(contents[name]).hexdigest(), path
+                    name, len(contents[name]), hashlib.sha256(contents[name]).hexdigest(), path,
+                    mode, uid, gid,
                 ))
             generation = Generation(generation_id, stamp, generation_id[-12:], tuple(files), reason)
             manifest = manifest_bytes(generation)
@@ -271,6 +279,9 @@ class BackupStore:
                     size=int(entry["size"]),
                     sha256=str(entry["sha256"]),
                     path=self.directory / f"{entry['name']}.{generation_id}",
+                    mode=_optional_int(entry.get("mode")),
+                    uid=_optional_int(entry.get("uid")),
+                    gid=_optional_int(entry.get("gid")),
                 )
                 for entry in record["files"]
             )
@@ -366,12 +377,28 @@ def manifest_bytes(generation: Generation) -> bytes:
         "version": generation.version,
         "reason": generation.reason,
         "files": [
-            {"name": backup.name, "size": backup.size, "sha256": backup.sha256}
+            {"name": backup.name, "size": backup.size, "sha256": backup.sha256,
+             **{key: value for key, value in
+                (("mode", backup.mode), ("uid", backup.uid), ("gid", backup.gid))
+                if value is not None}}
             for backup in generation.files
         ],
         "absent": [name for name in MANAGED_FILES if name not in generation.names],
     }
     return (json.dumps(record, indent=2) + "\n").encode("utf-8")
+
+
+def _attributes(path: Path) -> tuple[int | None, int | None, int | None]:
+    """The permission bits, uid and gid of ``path``; Nones when it cannot be read."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None, None, None
+    return stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _check_file_name(name: str) -> None:

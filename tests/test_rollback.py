@@ -106,3 +106,23 @@ def test_the_diff_masks_secrets(config_dir: Path) -> None:
     assert "change-me-redis-password" not in plan.diff
     assert "-    password: ********" in plan.diff
     assert "rotated-secret-1" not in json.dumps(plan.to_dict())
+
+
+def test_a_recreated_settings_json_gets_back_its_owner_and_mode(config_dir: Path) -> None:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    settings = config_dir / "settings.json"
+    # The GUI runs as the service's user and owns what it writes.
+    os.chown(settings, 4321, 4321)
+    settings.chmod(0o640)
+
+    sync_to_base(config_dir)
+    assert not settings.exists() or settings.stat().st_uid == 4321
+    settings.unlink(missing_ok=True)
+    rollback(config_dir)
+
+    info = settings.stat()
+    assert (info.st_uid, info.st_gid) == (4321, 4321)
+    assert info.st_mode & 0o777 == 0o640
