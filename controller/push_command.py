@@ -18,14 +18,8 @@ import click
 from controller.fleet_options import fleet_bus_settings
 from controller.inventory_command import inventory_option, limit_option, open_inventory
 from controller.options import config_dir_option, json_option
-from controller.push import (
-    HostResult,
-    LocalConfigRefused,
-    ProgressCallback,
-    PushOptions,
-    PushResult,
-    PushRun,
-)
+from controller.push import LocalConfigRefused, ProgressCallback, PushOptions, PushRun
+from controller.push_results import HostResult, PushResult
 from controller.render import report_text
 from controller.rollout import Share, ShareType
 
