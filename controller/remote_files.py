@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import hashlib
 import json
 import logging
@@ -29,7 +28,6 @@ import secrets
 import stat
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +36,7 @@ import asyncssh
 
 from controller.errors import RemoteFileError
 from controller.inventory import Host
+from controller.push_plan import AppliedPush, PushPlan, plan_push
 from hotconf.atomic import DEFAULT_NEW_FILE_MODE, STALE_TEMP_AGE_S, TEMP_MARKER
 from hotconf.backups import (
     BACKUP_NAME,
@@ -50,95 +49,19 @@ from hotconf.backups import (
     Generation,
     manifest_bytes,
 )
-from hotconf.version import BASE_FILE, MANAGED_FILES, content_version
+from hotconf.version import MANAGED_FILES, content_version
 
 logger = logging.getLogger(__name__)
 
 STATUS_FILE = ".hotconf/status.json"
 PUSH_TEMP_TAG = "push-"
 
-# settings.json lands before config.yaml: an agent waking between the two sees the
-# old base with the new overrides for a moment, never a new base with stale overrides.
-_WRITE_ORDER = {name: index for index, name in enumerate(sorted(MANAGED_FILES,
-                                                                 key=lambda n: n == BASE_FILE))}
 
 
 _Result = TypeVar("_Result")
 
 # A file to write: its real path (a symlink resolved) and its attributes, None if absent.
 _Target = tuple[str, asyncssh.SFTPAttrs | None]
-
-
-class FileAction(enum.StrEnum):
-    CREATE = "create"
-    REPLACE = "replace"
-    REMOVE = "remove"
-
-
-@dataclass(frozen=True, slots=True)
-class FileChange:
-    """One managed file that differs: what is there (``old``) and what should be."""
-
-    name: str
-    action: FileAction
-    old: bytes | None
-    new: bytes | None
-
-    def describe(self) -> str:
-        """``replace config.yaml (1200 -> 1250 bytes)`` and the like."""
-        if self.action is FileAction.CREATE:
-            return f"create {self.name} ({len(self.new or b'')} bytes)"
-        if self.action is FileAction.REMOVE:
-            return f"remove {self.name} ({len(self.old or b'')} bytes, kept in the backup)"
-        return f"replace {self.name} ({len(self.old or b'')} -> {len(self.new or b'')} bytes)"
-
-
-@dataclass(frozen=True, slots=True)
-class PushPlan:
-    """What a push would change on one host; empty ``changes`` means identical."""
-
-    current: Mapping[str, bytes]
-    wanted: Mapping[str, bytes]
-    changes: tuple[FileChange, ...]
-
-    @property
-    def current_version(self) -> str:
-        return content_version(self.current)
-
-    @property
-    def wanted_version(self) -> str:
-        return content_version(self.wanted)
-
-    @property
-    def in_sync(self) -> bool:
-        return not self.changes
-
-
-@dataclass(frozen=True, slots=True)
-class AppliedPush:
-    """What ``apply`` did: the backup generation taken and the files changed."""
-
-    plan: PushPlan
-    backup_id: str | None
-    written: tuple[str, ...]
-    removed: tuple[str, ...]
-
-
-def plan_push(current: Mapping[str, bytes], wanted: Mapping[str, bytes]) -> PushPlan:
-    """Compare the files on a host with the wanted ones, file by file."""
-    changes: list[FileChange] = []
-    for name in sorted(set(current) | set(wanted), key=_WRITE_ORDER.__getitem__):
-        old, new = current.get(name), wanted.get(name)
-        if old == new:
-            continue
-        if old is None:
-            action = FileAction.CREATE
-        elif new is None:
-            action = FileAction.REMOVE
-        else:
-            action = FileAction.REPLACE
-        changes.append(FileChange(name, action, old, new))
-    return PushPlan(dict(current), dict(wanted), tuple(changes))
 
 
 class RemoteConfigDir:

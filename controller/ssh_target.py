@@ -16,7 +16,8 @@ import asyncssh
 from controller.connection import CONNECT_TIMEOUT_S, connect
 from controller.errors import HostError
 from controller.inventory import Host
-from controller.remote_files import AppliedPush, PushPlan, RemoteConfigDir, plan_push
+from controller.push_plan import AppliedPush, PushPlan, plan_push
+from controller.remote_files import RemoteConfigDir
 
 logger = logging.getLogger(__name__)
 

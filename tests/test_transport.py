@@ -26,7 +26,7 @@ from controller.errors import (
     RemoteFileError,
 )
 from controller.inventory import Host
-from controller.remote_files import FileAction
+from controller.push_plan import FileAction
 from controller.ssh_target import SshTarget
 from hotconf.atomic import TEMP_MARKER
 from hotconf.backups import BackupStore
