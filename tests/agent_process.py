@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -210,3 +211,32 @@ class HookLog:
             [self.path.parent],
             lambda: self.entries() if len(self.entries()) >= count else None,
         )
+
+
+StartAgent = Callable[..., AgentProcess]
+
+
+def valid_config_dir(parent: Path) -> Path:
+    """``parent/autobot`` holding a valid config.yaml, so an agent has something to serve."""
+    directory = parent / "autobot"
+    directory.mkdir()
+    (directory / "config.yaml").write_bytes(VALID)
+    return directory
+
+
+@contextmanager
+def agents_started(config_dir: Path) -> Iterator[StartAgent]:
+    """``start(*args, env=, config_flag=, directory=)`` runs an agent; all stop on exit."""
+    started: list[AgentProcess] = []
+
+    def start(*args: str, env: Mapping[str, str] | None = None, config_flag: bool = True,
+              directory: Path | None = None) -> AgentProcess:
+        agent = AgentProcess(directory or config_dir, args, env=env, config_flag=config_flag)
+        started.append(agent)
+        return agent
+
+    try:
+        yield start
+    finally:
+        for agent in started:
+            agent.stop()

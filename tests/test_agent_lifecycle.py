@@ -18,9 +18,11 @@ from agent_process import (
     BROKEN,
     VALID,
     VALID_2,
-    AgentProcess,
     HookLog,
+    StartAgent,
+    agents_started,
     config_version,
+    valid_config_dir,
     wait_for_files,
 )
 from editor_saves import atomic_replace
@@ -31,15 +33,11 @@ pytestmark = pytest.mark.integration
 V1, V2 = config_version(VALID), config_version(VALID_2)
 SECRET = "hunter2-very-secret"
 WITH_SECRET = VALID.replace(b"memory: {}", f"memory:\n  redis:\n    password: {SECRET}".encode())
-StartAgent = Callable[..., AgentProcess]
 
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "autobot"
-    directory.mkdir()
-    (directory / "config.yaml").write_bytes(VALID)
-    return directory
+    return valid_config_dir(tmp_path)
 
 
 @pytest.fixture
@@ -49,17 +47,8 @@ def hook_log(tmp_path: Path) -> HookLog:
 
 @pytest.fixture
 def start_agent(config_dir: Path) -> Iterator[StartAgent]:
-    started: list[AgentProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None,
-              config_flag: bool = True) -> AgentProcess:
-        agent = AgentProcess(config_dir, args, env=env, config_flag=config_flag)
-        started.append(agent)
-        return agent
-
-    yield start
-    for agent in started:
-        agent.stop()
+    with agents_started(config_dir) as start:
+        yield start
 
 
 class TestStartAndStop:

@@ -20,9 +20,11 @@ from agent_process import (
     DEADLINE,
     VALID,
     VALID_2,
-    AgentProcess,
+    StartAgent,
+    agents_started,
     config_version,
     valid_config,
+    valid_config_dir,
     wait_for_files,
 )
 from editor_saves import atomic_replace
@@ -45,29 +47,17 @@ pytestmark = pytest.mark.integration
 V1, V2 = config_version(VALID), config_version(VALID_2)
 NEVER = config_version(valid_config(9999))
 KEY = b"0123456789abcdef0123456789abcdef"
-StartAgent = Callable[..., AgentProcess]
 
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "autobot"
-    directory.mkdir()
-    (directory / "config.yaml").write_bytes(VALID)
-    return directory
+    return valid_config_dir(tmp_path)
 
 
 @pytest.fixture
 def start_agent(config_dir: Path) -> Iterator[StartAgent]:
-    started: list[AgentProcess] = []
-
-    def start(*args: str) -> AgentProcess:
-        agent = AgentProcess(config_dir, args)
-        started.append(agent)
-        return agent
-
-    yield start
-    for agent in started:
-        agent.stop()
+    with agents_started(config_dir) as start:
+        yield start
 
 
 class Reports:

@@ -21,10 +21,12 @@ from agent_process import (
     VALID,
     VALID_2,
     VALID_3,
-    AgentProcess,
     HookLog,
+    StartAgent,
+    agents_started,
     config_version,
     valid_config,
+    valid_config_dir,
 )
 from coarse_fs import coarse_filesystem
 from editor_saves import atomic_replace, overwrite_same_size, vim_save, write_in_place
@@ -35,15 +37,11 @@ pytestmark = pytest.mark.integration
 
 V1, V2 = config_version(VALID), config_version(VALID_2)
 NOTHING = content_version({})
-StartAgent = Callable[..., AgentProcess]
 
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "autobot"
-    directory.mkdir()
-    (directory / "config.yaml").write_bytes(VALID)
-    return directory
+    return valid_config_dir(tmp_path)
 
 
 @pytest.fixture
@@ -53,16 +51,8 @@ def hook_log(tmp_path: Path) -> HookLog:
 
 @pytest.fixture
 def start_agent(config_dir: Path) -> Iterator[StartAgent]:
-    started: list[AgentProcess] = []
-
-    def start(*args: str, directory: Path | None = None) -> AgentProcess:
-        agent = AgentProcess(directory or config_dir, args)
-        started.append(agent)
-        return agent
-
-    yield start
-    for agent in started:
-        agent.stop()
+    with agents_started(config_dir) as start:
+        yield start
 
 
 @pytest.fixture(params=["inotify", "poll"])
