@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import voluptuous as vol
 
 from hotconf.findings import Finding, Level
-from hotconf.layers import Layered, Origin
+from hotconf.layers import Layered
 from hotconf.schema import (
     FREEFORM_SECTIONS,
     LEAVES,
@@ -275,7 +275,3 @@ def _get(tree: dict[str, Any], path: KeyPath) -> Any:
             raise KeyError(part)
         node = node[part]
     return node
-
-
-def describe_origin(origin: Origin | None) -> str:
-    return str(origin) if origin is not None else "unknown"
