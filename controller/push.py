@@ -22,7 +22,7 @@ from controller.diffs import masked_diff
 from controller.errors import ControllerError, HostUnreachable
 from controller.inventory import Host
 from controller.push_results import HostResult, Outcome, PushResult
-from controller.reports import ReportCollector, report_from_status
+from controller.reports import ReportCollector, connect_redis, report_from_status
 from controller.rollout import Share, failures_allowed, plan_batches
 from controller.targets import HostTarget, LocalTarget
 from hotconf.bus import RELOAD_CHANNEL, AgentReport, ReloadMessage, encode_reload
@@ -315,25 +315,9 @@ class PushRun:
 
     async def _report_collector(self) -> ReportCollector:
         if self._collector is None:
-            await self._connect_redis()
+            self.redis = await connect_redis(self.options.redis_url)
             self._collector = ReportCollector(self.redis, self.options.bus_key)
         return self._collector
-
-    async def _connect_redis(self) -> None:
-        if not self.options.redis_url:
-            return
-        import redis.asyncio as aioredis
-
-        client = aioredis.Redis.from_url(self.options.redis_url, socket_connect_timeout=1.0,
-                                         socket_timeout=5.0)
-        try:
-            await client.ping()
-        except Exception as exc:
-            logger.warning("redis unavailable, reports will be read over SSH reason=%s",
-                           type(exc).__name__)
-            await client.aclose()
-            return
-        self.redis = client
 
     async def _close(self) -> None:
         targets, self.targets = self.targets, {}

@@ -34,6 +34,27 @@ _LONGEST_POLL_S = 0.5
 _POLL_WITH_REDIS_S = 1.0
 
 
+async def connect_redis(redis_url: str | None, *, socket_timeout: float = 5.0) -> Any | None:
+    """A ``redis.asyncio`` client that answered PING, or None (no URL, or no answer).
+
+    Imported here, on first use: a run that never needs Redis never pays for it.
+    """
+    if not redis_url:
+        return None
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=1.0,
+                                     socket_timeout=socket_timeout)
+    try:
+        await client.ping()
+    except Exception as exc:  # redis-py raises many kinds; all mean "no fast path"
+        logger.warning("redis unavailable, reports will be read over SSH reason=%s",
+                       type(exc).__name__)
+        await client.aclose()
+        return None
+    return client
+
+
 class ReportCollector:
     """Waits for the agents' reports of one version.
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from controller.errors import ControllerError
 from controller.inventory import Host
-from controller.reports import ReportCollector, report_from_status
+from controller.reports import ReportCollector, connect_redis, report_from_status
 from controller.targets import HostTarget
 from hotconf.bus import AgentReport
 from hotconf.version import directory_version
@@ -84,7 +84,7 @@ async def fleet_status(hosts: Sequence[Host], config_dir: Path, *, redis_url: st
                        forks: int = 20) -> FleetStatus:
     """Ask every host (and Redis) what it runs; never raises for one bad host."""
     expected = await asyncio.to_thread(directory_version, config_dir)
-    redis = await _connect_redis(redis_url)
+    redis = await connect_redis(redis_url, socket_timeout=2.0)
     try:
         collector = ReportCollector(redis, bus_key)
         from_redis = await collector.latest(host.name for host in hosts)
@@ -135,17 +135,3 @@ async def _host_status(host: Host, target: HostTarget, report: AgentReport | Non
     elif row.reachable:
         row.problem = "no report yet: is hotconf-agent running there?"
     return row
-
-
-async def _connect_redis(redis_url: str | None) -> Any | None:
-    if not redis_url:
-        return None
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=1.0, socket_timeout=2.0)
-    try:
-        await client.ping()
-    except Exception:
-        await client.aclose()
-        return None
-    return client
