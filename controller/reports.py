@@ -111,19 +111,24 @@ class ReportCollector:
         if done.is_set():
             return found
 
-        readers = [asyncio.create_task(self._poll_status(name, target, record, done))
+        pollers = [asyncio.create_task(self._poll_status(name, target, record, done))
                    for name, target in targets.items()]
-        if self.redis is not None:
-            readers.append(asyncio.create_task(self._follow_stream(record, done)))
+        follower = (asyncio.create_task(self._follow_stream(record, done))
+                    if self.redis is not None else None)
         try:
             async with asyncio.timeout(timeout):
                 await done.wait()
         except TimeoutError:
             pass
         finally:
-            for reader in readers:
-                reader.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
+            done.set()
+            for poller in pollers:
+                poller.cancel()
+            # The stream follower is not cancelled: redis-py can swallow the
+            # cancellation of a blocking XREAD (redis/redis-py#2028) and leave the
+            # task reading forever. It sees the event within one XREAD block instead.
+            await asyncio.gather(*pollers, *([follower] if follower else []),
+                                 return_exceptions=True)
         return found
 
     async def latest(self, hosts: Iterable[str]) -> dict[str, AgentReport]:
